@@ -1,1 +1,70 @@
-fn main(){}
+//! `autonumber`: runs the whole pipeline on one machine and manages webhooks, counters, the
+//! dead-letter queue and backfills. Each subcommand lives in its own module; this file parses
+//! arguments, sets up logging and maps failures to exit codes (0 success, 1 failed operation,
+//! 2 bad usage or configuration).
+
+mod backend;
+mod logging;
+mod serve;
+mod webhooks;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// Gives Asana tasks stable ticket numbers such as `BUG-42: Fix login`.
+#[derive(Debug, Parser)]
+#[command(name = "autonumber", version, about, propagate_version = true)]
+struct Cli {
+    /// Log format: `text` for terminals, `json` for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "AUTONUMBER_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the webhook route, the durable queue and the workers in one process.
+    Serve(serve::ServeArgs),
+    /// Create, list and delete Asana webhooks.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
+}
+
+/// A failure that is the user's to fix (exit code 2), as opposed to a failed operation (1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+
+    match run(cli.command).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some()
+                || error
+                    .downcast_ref::<autonumber_shared::config::ConfigError>()
+                    .is_some()
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Webhooks(command) => webhooks::run(command).await,
+    }
+}

@@ -54,11 +54,19 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn missing(variable: &'static str, fix: &str) -> Self {
-        Self { variable, problem: "is not set".into(), fix: fix.into() }
+        Self {
+            variable,
+            problem: "is not set".into(),
+            fix: fix.into(),
+        }
     }
 
     fn invalid(variable: &'static str, problem: impl Into<String>, fix: &str) -> Self {
-        Self { variable, problem: problem.into(), fix: fix.into() }
+        Self {
+            variable,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -78,7 +86,10 @@ pub struct UpstashConfig {
 
 /// Reads a variable; an empty value counts as unset.
 pub fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// Reads `ASANA_PERSONAL_KEY` and `ASANA_API_URL`.
@@ -91,7 +102,10 @@ pub fn asana_from_env() -> Result<AsanaConfig, ConfigError> {
     })?;
     let api_url = var(ASANA_API_URL).unwrap_or_else(|| DEFAULT_API_URL.to_string());
     check_http_url(ASANA_API_URL, &api_url)?;
-    Ok(AsanaConfig { token: Secret::new(token), api_url })
+    Ok(AsanaConfig {
+        token: Secret::new(token),
+        api_url,
+    })
 }
 
 /// Reads `UPSTASH_REDIS_REST_URL` and `UPSTASH_REDIS_REST_TOKEN`: both or neither.
@@ -100,7 +114,10 @@ pub fn upstash_from_env() -> Result<Option<UpstashConfig>, ConfigError> {
         (None, None) => Ok(None),
         (Some(url), Some(token)) => {
             check_http_url(UPSTASH_URL, &url)?;
-            Ok(Some(UpstashConfig { url, token: Secret::new(token) }))
+            Ok(Some(UpstashConfig {
+                url,
+                token: Secret::new(token),
+            }))
         }
         (Some(_), None) => Err(ConfigError::missing(
             UPSTASH_TOKEN,
@@ -118,7 +135,11 @@ pub fn positive_from_env(variable: &'static str, default: u32) -> Result<u32, Co
     match var(variable) {
         None => Ok(default),
         Some(value) => value.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ConfigError::invalid(variable, format!("is {value:?}, not a positive whole number"), "set a number such as 1500")
+            ConfigError::invalid(
+                variable,
+                format!("is {value:?}, not a positive whole number"),
+                "set a number such as 1500",
+            )
         }),
     }
 }

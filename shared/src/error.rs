@@ -21,7 +21,10 @@ pub enum IngestError {
     #[error("unknown prefix {0}: no webhook is registered for it")]
     UnknownPrefix(String),
     #[error("signature rejected: {reason}")]
-    Signature { prefix: String, reason: SignatureError },
+    Signature {
+        prefix: String,
+        reason: SignatureError,
+    },
     #[error("invalid body: {reason}")]
     InvalidBody { prefix: String, reason: String },
     #[error("store unavailable: {0}")]

@@ -118,8 +118,15 @@ mod tests {
     fn selected(name: &str) -> Vec<String> {
         let body = std::fs::read(format!("{EVENTS}/{name}")).expect("fixture exists");
         let delivery = parse_delivery(&body).expect("fixture parses");
-        let route = Route { prefix: "BUG".into(), counter_key: "BUG".into() };
-        select(&route, &delivery).jobs.into_iter().map(|job| job.task_gid).collect()
+        let route = Route {
+            prefix: "BUG".into(),
+            counter_key: "BUG".into(),
+        };
+        select(&route, &delivery)
+            .jobs
+            .into_iter()
+            .map(|job| job.task_gid)
+            .collect()
     }
 
     #[test]
@@ -140,7 +147,11 @@ mod tests {
             .filter(|name| name.ends_with(".json"))
             .collect();
         files.sort();
-        assert_eq!(files.len(), expected.len(), "a fixture has no expectation here: {files:?}");
+        assert_eq!(
+            files.len(),
+            expected.len(),
+            "a fixture has no expectation here: {files:?}"
+        );
 
         for (file, gids) in expected {
             assert_eq!(selected(file), *gids, "selection of {file}");
@@ -151,7 +162,10 @@ mod tests {
     fn selection_keeps_event_fields_in_job() {
         let body = std::fs::read(format!("{EVENTS}/task_renamed.json")).unwrap();
         let delivery = parse_delivery(&body).unwrap();
-        let route = Route { prefix: "PLAT".into(), counter_key: "plat".into() };
+        let route = Route {
+            prefix: "PLAT".into(),
+            counter_key: "plat".into(),
+        };
         let job = &select(&route, &delivery).jobs[0];
 
         assert_eq!(job.prefix, "PLAT");
@@ -165,13 +179,24 @@ mod tests {
     fn selection_counts_drop_reasons() {
         let body = std::fs::read(format!("{EVENTS}/mixed_batch.json")).unwrap();
         let delivery = parse_delivery(&body).unwrap();
-        let route = Route { prefix: "BUG".into(), counter_key: "BUG".into() };
-        let reasons: Vec<DropReason> =
-            select(&route, &delivery).dropped.into_iter().map(|(_, reason)| reason).collect();
+        let route = Route {
+            prefix: "BUG".into(),
+            counter_key: "BUG".into(),
+        };
+        let reasons: Vec<DropReason> = select(&route, &delivery)
+            .dropped
+            .into_iter()
+            .map(|(_, reason)| reason)
+            .collect();
 
         assert_eq!(
             reasons,
-            [DropReason::NotATask, DropReason::NotATask, DropReason::NotInProject, DropReason::Duplicate]
+            [
+                DropReason::NotATask,
+                DropReason::NotATask,
+                DropReason::NotInProject,
+                DropReason::Duplicate
+            ]
         );
     }
 
@@ -192,8 +217,14 @@ mod tests {
             field: Some("name".into()),
             created_at: "2026-11-02T09:14:09.027Z".into(),
         };
-        let later = Job { created_at: "2026-11-02T09:14:10.000Z".into(), ..job.clone() };
-        let other_prefix = Job { prefix: "OPS".into(), ..job.clone() };
+        let later = Job {
+            created_at: "2026-11-02T09:14:10.000Z".into(),
+            ..job.clone()
+        };
+        let other_prefix = Job {
+            prefix: "OPS".into(),
+            ..job.clone()
+        };
 
         assert_eq!(job.dedup_id(), job.clone().dedup_id());
         assert_eq!(job.dedup_id().len(), 64);

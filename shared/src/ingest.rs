@@ -80,7 +80,10 @@ impl Ingest {
             Ok(response) => response,
             Err(error) => {
                 error.log(request.source);
-                IngestResponse::json(error.status(), serde_json::json!({ "error": error.to_string() }))
+                IngestResponse::json(
+                    error.status(),
+                    serde_json::json!({ "error": error.to_string() }),
+                )
             }
         }
     }
@@ -91,7 +94,10 @@ impl Ingest {
         }
         let route = parse_route(request.path, request.query)?;
         if request.body.len() > MAX_BODY_BYTES {
-            return Err(IngestError::TooLarge { prefix: route.prefix, bytes: request.body.len() });
+            return Err(IngestError::TooLarge {
+                prefix: route.prefix,
+                bytes: request.body.len(),
+            });
         }
 
         let secrets = self.store.secrets(&route.prefix).await?;
@@ -104,8 +110,15 @@ impl Ingest {
         }
 
         let signature = signature_header(request.headers);
-        verify(signature, request.body, secrets.iter().map(|s| s.secret.as_str()))
-            .map_err(|reason| IngestError::Signature { prefix: route.prefix.clone(), reason })?;
+        verify(
+            signature,
+            request.body,
+            secrets.iter().map(|s| s.secret.as_str()),
+        )
+        .map_err(|reason| IngestError::Signature {
+            prefix: route.prefix.clone(),
+            reason,
+        })?;
 
         self.enqueue(&route, request.body).await
     }
@@ -116,7 +129,12 @@ impl Ingest {
         secret: String,
         source: &str,
     ) -> Result<IngestResponse, IngestError> {
-        if secret.is_empty() || !self.store.complete_registration(&route.prefix, &secret).await? {
+        if secret.is_empty()
+            || !self
+                .store
+                .complete_registration(&route.prefix, &secret)
+                .await?
+        {
             return Err(IngestError::UnexpectedHandshake(route.prefix.clone()));
         }
         info!(prefix = %route.prefix, source, "webhook handshake accepted; secret stored");
@@ -136,10 +154,13 @@ impl Ingest {
         }
 
         if !selection.jobs.is_empty() {
-            self.queue.enqueue(&selection.jobs).await.map_err(|error| IngestError::Queue {
-                prefix: route.prefix.clone(),
-                error,
-            })?;
+            self.queue
+                .enqueue(&selection.jobs)
+                .await
+                .map_err(|error| IngestError::Queue {
+                    prefix: route.prefix.clone(),
+                    error,
+                })?;
         }
         info!(
             prefix = %route.prefix,
@@ -167,7 +188,9 @@ impl IngestError {
             IngestError::Store(_) | IngestError::Queue { .. } => {
                 tracing::error!(status, source, prefix = self.prefix(), error = %self, "webhook delivery not accepted; Asana will redeliver")
             }
-            _ => warn!(status, source, prefix = self.prefix(), error = %self, "webhook request rejected"),
+            _ => {
+                warn!(status, source, prefix = self.prefix(), error = %self, "webhook request rejected")
+            }
         }
     }
 }

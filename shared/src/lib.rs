@@ -30,6 +30,7 @@ pub mod signature;
 pub mod store;
 pub mod worker;
 
+pub use async_trait::async_trait;
 pub use error::IngestError;
 pub use ingest::{Ingest, IngestRequest, IngestResponse};
 pub use job::Job;

@@ -32,7 +32,9 @@ impl NameFormat {
         if template.matches("{name}").count() != 1 {
             return Err(NameFormatError::Name(template.to_string()));
         }
-        Ok(Self { template: template.to_string() })
+        Ok(Self {
+            template: template.to_string(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -74,7 +76,9 @@ impl NameFormat {
 
 impl Default for NameFormat {
     fn default() -> Self {
-        Self { template: DEFAULT_NAME_FORMAT.to_string() }
+        Self {
+            template: DEFAULT_NAME_FORMAT.to_string(),
+        }
     }
 }
 
@@ -86,7 +90,10 @@ pub fn has_number(prefix: &str, format: &NameFormat, name: &str) -> bool {
 /// Returns true when `name` starts with `{prefix}-{digits}` followed by `:`, whitespace or the
 /// end.
 pub fn starts_with_number(prefix: &str, name: &str) -> bool {
-    let Some(rest) = name.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('-')) else {
+    let Some(rest) = name
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+    else {
         return false;
     };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -121,8 +128,17 @@ mod tests {
     #[test]
     fn name_rule_accepts_leading_numbers() {
         let format = NameFormat::default();
-        for name in ["BUG-42: Fix login", "BUG-1", "BUG-7 Fix", "BUG-7\tFix", "BUG-007:x"] {
-            assert!(has_number("BUG", &format, name), "{name:?} counts as numbered");
+        for name in [
+            "BUG-42: Fix login",
+            "BUG-1",
+            "BUG-7 Fix",
+            "BUG-7\tFix",
+            "BUG-007:x",
+        ] {
+            assert!(
+                has_number("BUG", &format, name),
+                "{name:?} counts as numbered"
+            );
         }
     }
 
@@ -140,7 +156,10 @@ mod tests {
             " BUG-4: x",
             "",
         ] {
-            assert!(!has_number("BUG", &format, name), "{name:?} counts as unnumbered");
+            assert!(
+                !has_number("BUG", &format, name),
+                "{name:?} counts as unnumbered"
+            );
         }
     }
 
@@ -164,8 +183,14 @@ mod tests {
 
     #[test]
     fn name_format_requires_number_and_name() {
-        assert!(matches!(NameFormat::parse("{prefix}: {name}"), Err(NameFormatError::Number(_))));
-        assert!(matches!(NameFormat::parse("{prefix}-{number}"), Err(NameFormatError::Name(_))));
+        assert!(matches!(
+            NameFormat::parse("{prefix}: {name}"),
+            Err(NameFormatError::Number(_))
+        ));
+        assert!(matches!(
+            NameFormat::parse("{prefix}-{number}"),
+            Err(NameFormatError::Name(_))
+        ));
         assert!(matches!(
             NameFormat::parse("{number}{number} {name}"),
             Err(NameFormatError::Number(_))

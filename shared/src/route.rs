@@ -52,13 +52,20 @@ pub fn is_valid_prefix(prefix: &str) -> bool {
 fn is_valid_counter_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 64
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '-'))
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '-'))
 }
 
 /// Parses the route from a request path and its raw query string (without `?`).
 pub fn parse_route(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
     let params = parse_query(query.unwrap_or(""));
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
 
     let prefix = match path.trim_end_matches('/').strip_prefix("/webhooks/") {
         Some(prefix) => prefix.to_string(),
@@ -72,7 +79,10 @@ pub fn parse_route(path: &str, query: Option<&str>) -> Result<Route, RouteError>
     if !is_valid_counter_key(&counter_key) {
         return Err(RouteError::InvalidCounterKey(counter_key));
     }
-    Ok(Route { prefix, counter_key })
+    Ok(Route {
+        prefix,
+        counter_key,
+    })
 }
 
 /// Splits a query string into percent-decoded pairs.
@@ -117,14 +127,20 @@ mod tests {
     use super::*;
 
     fn route(prefix: &str, counter_key: &str) -> Route {
-        Route { prefix: prefix.into(), counter_key: counter_key.into() }
+        Route {
+            prefix: prefix.into(),
+            counter_key: counter_key.into(),
+        }
     }
 
     #[test]
     fn route_from_path() {
         assert_eq!(parse_route("/webhooks/BUG", None), Ok(route("BUG", "BUG")));
         assert_eq!(parse_route("/webhooks/BUG/", None), Ok(route("BUG", "BUG")));
-        assert_eq!(parse_route("/webhooks/A1234567890ABCDE", None), Ok(route("A1234567890ABCDE", "A1234567890ABCDE")));
+        assert_eq!(
+            parse_route("/webhooks/A1234567890ABCDE", None),
+            Ok(route("A1234567890ABCDE", "A1234567890ABCDE"))
+        );
     }
 
     #[test]
@@ -133,8 +149,14 @@ mod tests {
             parse_route("/", Some("counter_key=plat_counter&prefix=PLAT")),
             Ok(route("PLAT", "plat_counter"))
         );
-        assert_eq!(parse_route("/anything", Some("prefix=OPS")), Ok(route("OPS", "OPS")));
-        assert_eq!(parse_route("/webhooks/BUG", Some("counter_key=bugs")), Ok(route("BUG", "bugs")));
+        assert_eq!(
+            parse_route("/anything", Some("prefix=OPS")),
+            Ok(route("OPS", "OPS"))
+        );
+        assert_eq!(
+            parse_route("/webhooks/BUG", Some("counter_key=bugs")),
+            Ok(route("BUG", "bugs"))
+        );
     }
 
     #[test]
@@ -146,14 +168,20 @@ mod tests {
                 "prefix {prefix:?} was accepted"
             );
         }
-        assert!(matches!(parse_route("/", Some("prefix=low")), Err(RouteError::InvalidPrefix(_))));
+        assert!(matches!(
+            parse_route("/", Some("prefix=low")),
+            Err(RouteError::InvalidPrefix(_))
+        ));
     }
 
     #[test]
     fn route_rejects_missing_prefix_and_bad_counter() {
         assert_eq!(parse_route("/", None), Err(RouteError::NotFound));
         assert_eq!(parse_route("/webhooks/", None), Err(RouteError::NotFound));
-        assert_eq!(parse_route("/hooks/BUG", Some("counter_key=x")), Err(RouteError::NotFound));
+        assert_eq!(
+            parse_route("/hooks/BUG", Some("counter_key=x")),
+            Err(RouteError::NotFound)
+        );
         assert!(matches!(
             parse_route("/webhooks/BUG", Some("counter_key=a%20b")),
             Err(RouteError::InvalidCounterKey(_))
@@ -162,7 +190,10 @@ mod tests {
 
     #[test]
     fn query_is_percent_decoded() {
-        assert_eq!(parse_query("a=%41b&c"), vec![("a".into(), "Ab".into()), ("c".into(), "".into())]);
+        assert_eq!(
+            parse_query("a=%41b&c"),
+            vec![("a".into(), "Ab".into()), ("c".into(), "".into())]
+        );
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }

@@ -101,15 +101,27 @@ mod tests {
     fn signature_rejects_wrong_secret() {
         let body = fixture("task_added.json");
         let signature = sign("other", &body);
-        assert_eq!(verify(Some(&signature), &body, ["s3cret"]), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(Some(&signature), &body, ["s3cret"]),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
     fn signature_rejects_missing_and_malformed() {
         let body = fixture("task_added.json");
-        assert_eq!(verify(None, &body, ["s3cret"]), Err(SignatureError::Missing));
-        assert_eq!(verify(Some("zz"), &body, ["s3cret"]), Err(SignatureError::Mismatch));
-        assert_eq!(verify(Some(""), &body, ["s3cret"]), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(None, &body, ["s3cret"]),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify(Some("zz"), &body, ["s3cret"]),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(Some(""), &body, ["s3cret"]),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
@@ -117,7 +129,10 @@ mod tests {
         let body = fixture("task_added.json");
         let signature = sign("second", &body);
         assert_eq!(verify(Some(&signature), &body, ["first", "second"]), Ok(()));
-        assert_eq!(verify(Some(&signature), &body, []), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(Some(&signature), &body, []),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]

@@ -26,9 +26,15 @@ use crate::store::{Store, StoreError};
 /// What happened to a message that was processed without error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Renamed { number: u64, name: String },
+    Renamed {
+        number: u64,
+        name: String,
+    },
     /// `--dry-run`: the rename that would have been made.
-    WouldRename { number: u64, name: String },
+    WouldRename {
+        number: u64,
+        name: String,
+    },
     AlreadyNumbered,
     BlankName,
     Subtask,
@@ -39,7 +45,10 @@ pub enum Outcome {
 pub enum ProcessError {
     /// May succeed later: redeliver, after `retry_after` when set.
     #[error("transient failure: {reason}")]
-    Transient { reason: String, retry_after: Option<Duration> },
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// Will not succeed by retrying: dead-letter with the reason.
     #[error("permanent failure: {reason}")]
     Permanent { reason: String },
@@ -75,7 +84,13 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(asana: AsanaClient, store: Arc<dyn Store>, format: NameFormat) -> Self {
-        Self { asana, store, format, dry_run: false, retry: RetryPolicy::default() }
+        Self {
+            asana,
+            store,
+            format,
+            dry_run: false,
+            retry: RetryPolicy::default(),
+        }
     }
 
     /// Logs the renames it would make instead of making them.
@@ -99,8 +114,15 @@ impl Worker {
 
     /// Processes one message. No wait starts that would end after `deadline`.
     #[tracing::instrument(skip_all, fields(prefix = %job.prefix, task_gid = %job.task_gid))]
-    pub async fn process(&self, job: &Job, deadline: Option<Instant>) -> Result<Outcome, ProcessError> {
-        let task = match self.call("get task", deadline, || self.asana.get_task(&job.task_gid)).await {
+    pub async fn process(
+        &self,
+        job: &Job,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, ProcessError> {
+        let task = match self
+            .call("get task", deadline, || self.asana.get_task(&job.task_gid))
+            .await
+        {
             Ok(task) => task,
             Err(AsanaError::NotFound) => {
                 info!("task not found; it was deleted or is not visible to the token");
@@ -125,25 +147,42 @@ impl Worker {
 
         let assignment = self
             .call("assign number", deadline, || {
-                self.store.assign_number(&job.prefix, &job.counter_key, &job.task_gid)
+                self.store
+                    .assign_number(&job.prefix, &job.counter_key, &job.task_gid)
             })
             .await?;
-        let name = self.format.render(&job.prefix, assignment.number, &task.name);
+        let name = self
+            .format
+            .render(&job.prefix, assignment.number, &task.name);
 
         if self.dry_run {
             info!(number = assignment.number, new_name = %name, "dry run: would rename task");
-            return Ok(Outcome::WouldRename { number: assignment.number, name });
+            return Ok(Outcome::WouldRename {
+                number: assignment.number,
+                name,
+            });
         }
-        match self.call("rename task", deadline, || self.asana.update_task_name(&task.gid, &name)).await {
+        match self
+            .call("rename task", deadline, || {
+                self.asana.update_task_name(&task.gid, &name)
+            })
+            .await
+        {
             Ok(_) => {}
             Err(AsanaError::NotFound) => {
-                info!(number = assignment.number, "task deleted before the rename; number kept for it");
+                info!(
+                    number = assignment.number,
+                    "task deleted before the rename; number kept for it"
+                );
                 return Ok(Outcome::TaskNotFound);
             }
             Err(error) => return Err(error.into()),
         }
         info!(number = assignment.number, fresh = assignment.fresh, new_name = %name, "task renamed");
-        Ok(Outcome::Renamed { number: assignment.number, name })
+        Ok(Outcome::Renamed {
+            number: assignment.number,
+            name,
+        })
     }
 
     /// Returns why a task needs no number, if it does not.
@@ -162,7 +201,12 @@ impl Worker {
 
     /// Runs `operation` with the retry policy: backoff with jitter for transient errors,
     /// `Retry-After` for rate limits, and no wait that would end past `deadline`.
-    async fn call<T, E, F, Fut>(&self, what: &str, deadline: Option<Instant>, operation: F) -> Result<T, E>
+    async fn call<T, E, F, Fut>(
+        &self,
+        what: &str,
+        deadline: Option<Instant>,
+        operation: F,
+    ) -> Result<T, E>
     where
         E: Retry + std::fmt::Display,
         F: FnMut() -> Fut,
@@ -226,10 +270,13 @@ impl From<AsanaError> for ProcessError {
                 reason: error.to_string(),
                 retry_after: Some(retry_after),
             },
-            AsanaError::Transient(_) => ProcessError::Transient { reason: error.to_string(), retry_after: None },
-            AsanaError::NotFound | AsanaError::Permanent { .. } => {
-                ProcessError::Permanent { reason: error.to_string() }
-            }
+            AsanaError::Transient(_) => ProcessError::Transient {
+                reason: error.to_string(),
+                retry_after: None,
+            },
+            AsanaError::NotFound | AsanaError::Permanent { .. } => ProcessError::Permanent {
+                reason: error.to_string(),
+            },
         }
     }
 }
@@ -238,6 +285,9 @@ impl From<StoreError> for ProcessError {
     fn from(error: StoreError) -> Self {
         // Every store failure may pass: a wrong Upstash token is fixed by an operator, after
         // which the redelivered message succeeds.
-        ProcessError::Transient { reason: error.to_string(), retry_after: None }
+        ProcessError::Transient {
+            reason: error.to_string(),
+            retry_after: None,
+        }
     }
 }

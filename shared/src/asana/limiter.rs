@@ -20,7 +20,11 @@ pub struct RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self { requests_per_minute: 1500, max_concurrent_reads: 50, max_concurrent_writes: 15 }
+        Self {
+            requests_per_minute: 1500,
+            max_concurrent_reads: 50,
+            max_concurrent_writes: 15,
+        }
     }
 }
 
@@ -63,7 +67,11 @@ impl RateLimiter {
     /// Waits for a concurrency slot and a budget token.
     pub async fn acquire(&self, write: bool) -> Permit {
         let semaphore = if write { &self.writes } else { &self.reads };
-        let concurrency = semaphore.clone().acquire_owned().await.expect("semaphore never closes");
+        let concurrency = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closes");
 
         loop {
             let wait = self.bucket.lock().await.take();
@@ -72,7 +80,9 @@ impl RateLimiter {
                 Some(wait) => tokio::time::sleep(wait).await,
             }
         }
-        Permit { _concurrency: concurrency }
+        Permit {
+            _concurrency: concurrency,
+        }
     }
 }
 
@@ -88,7 +98,9 @@ impl Bucket {
             self.tokens -= 1.0;
             return None;
         }
-        Some(Duration::from_secs_f64((1.0 - self.tokens) / self.per_second))
+        Some(Duration::from_secs_f64(
+            (1.0 - self.tokens) / self.per_second,
+        ))
     }
 }
 
@@ -109,7 +121,10 @@ mod tests {
         }
         // One token is ready at start, then one a second.
         let elapsed = start.elapsed().as_secs_f64();
-        assert!((9.9..10.1).contains(&elapsed), "11 requests took {elapsed} s");
+        assert!(
+            (9.9..10.1).contains(&elapsed),
+            "11 requests took {elapsed} s"
+        );
     }
 
     #[tokio::test]

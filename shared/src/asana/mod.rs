@@ -41,7 +41,10 @@ pub enum AsanaError {
 
 impl AsanaError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, AsanaError::RateLimited { .. } | AsanaError::Transient(_))
+        matches!(
+            self,
+            AsanaError::RateLimited { .. } | AsanaError::Transient(_)
+        )
     }
 }
 
@@ -55,7 +58,9 @@ pub struct AsanaClient {
 
 impl std::fmt::Debug for AsanaClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsanaClient").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("AsanaClient")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,7 +97,8 @@ impl AsanaClient {
 
     /// `GET /users/me`.
     pub async fn get_me(&self) -> Result<User, AsanaError> {
-        self.send_data(self.request(Method::GET, "/users/me"), false).await
+        self.send_data(self.request(Method::GET, "/users/me"), false)
+            .await
     }
 
     /// `GET /projects/{gid}/tasks`: one page of top-level tasks, oldest first as Asana lists them.
@@ -104,7 +110,10 @@ impl AsanaClient {
     ) -> Result<Page<Task>, AsanaError> {
         let mut request = self
             .request(Method::GET, &format!("/projects/{project_gid}/tasks"))
-            .query(&[("limit", limit.to_string().as_str()), ("opt_fields", TASK_FIELDS)]);
+            .query(&[
+                ("limit", limit.to_string().as_str()),
+                ("opt_fields", TASK_FIELDS),
+            ]);
         if let Some(offset) = offset {
             request = request.query(&[("offset", offset)]);
         }
@@ -119,7 +128,8 @@ impl AsanaClient {
         target: &str,
         filters: &serde_json::Value,
     ) -> Result<CreatedWebhook, AsanaError> {
-        let body = json!({ "data": { "resource": resource, "target": target, "filters": filters } });
+        let body =
+            json!({ "data": { "resource": resource, "target": target, "filters": filters } });
         let request = self.request(Method::POST, "/webhooks").json(&body);
         let response = self.send(request, true).await?;
         parse_json(response).await
@@ -154,7 +164,11 @@ impl AsanaClient {
 
     /// `GET /webhooks/{gid}`.
     pub async fn get_webhook(&self, gid: &str) -> Result<Webhook, AsanaError> {
-        self.send_data(self.request(Method::GET, &format!("/webhooks/{gid}")), false).await
+        self.send_data(
+            self.request(Method::GET, &format!("/webhooks/{gid}")),
+            false,
+        )
+        .await
     }
 
     /// `DELETE /webhooks/{gid}`.
@@ -201,14 +215,21 @@ impl AsanaClient {
             status if status.is_server_error() => {
                 AsanaError::Transient(format!("HTTP {}: {message}", status.as_u16()))
             }
-            status => AsanaError::Permanent { status: status.as_u16(), message },
+            status => AsanaError::Permanent {
+                status: status.as_u16(),
+                message,
+            },
         })
     }
 }
 
 /// Reads `Retry-After` as whole seconds.
 fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
@@ -218,15 +239,23 @@ async fn error_message(response: Response) -> String {
     let body: Option<ErrorBody> = response.json().await.ok();
     body.and_then(|body| body.errors.into_iter().next())
         .map(|error| error.message)
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("unknown error").to_string())
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("unknown error")
+                .to_string()
+        })
 }
 
 async fn parse_json<T: DeserializeOwned>(response: Response) -> Result<T, AsanaError> {
     let status = response.status().as_u16();
-    response.json().await.map_err(|error| AsanaError::Permanent {
-        status,
-        message: format!("unexpected response body: {}", without_url(&error)),
-    })
+    response
+        .json()
+        .await
+        .map_err(|error| AsanaError::Permanent {
+            status,
+            message: format!("unexpected response body: {}", without_url(&error)),
+        })
 }
 
 /// Describes a reqwest error without its URL, whose query could carry ids of no use in logs.

@@ -47,8 +47,18 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// `wake` is notified by whoever enqueues, so idle workers start at once.
-    pub fn new(queue: SqliteQueue, worker: Worker, wake: Arc<Notify>, config: WorkerPoolConfig) -> Self {
-        Self { queue, worker, wake, config }
+    pub fn new(
+        queue: SqliteQueue,
+        worker: Worker,
+        wake: Arc<Notify>,
+        config: WorkerPoolConfig,
+    ) -> Self {
+        Self {
+            queue,
+            worker,
+            wake,
+            config,
+        }
     }
 
     /// Runs until `shutdown` turns true, then finishes the messages in flight and returns.
@@ -86,15 +96,22 @@ impl WorkerPool {
             Ok(job) => job,
             Err(error) => {
                 let reason = format!("message body is not a job: {error}");
-                self.settle(message.id, self.queue.dead_letter(message.id, &reason).await);
+                self.settle(
+                    message.id,
+                    self.queue.dead_letter(message.id, &reason).await,
+                );
                 return;
             }
         };
 
         let result = match self.worker.process(&job, None).await {
             Ok(_) => self.queue.delete(message.id).await,
-            Err(ProcessError::Transient { reason, retry_after }) => {
-                let delay = retry_after.unwrap_or_else(|| self.redelivery_delay(message.receive_count));
+            Err(ProcessError::Transient {
+                reason,
+                retry_after,
+            }) => {
+                let delay =
+                    retry_after.unwrap_or_else(|| self.redelivery_delay(message.receive_count));
                 warn!(
                     prefix = %job.prefix, task_gid = %job.task_gid, message_id = message.id,
                     receive_count = message.receive_count, delay_ms = delay.as_millis() as u64,

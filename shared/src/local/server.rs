@@ -28,8 +28,17 @@ async fn webhook(State(ingest): State<Ingest>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
 
     let Ok(body) = to_bytes(body, READ_LIMIT).await else {
-        tracing::warn!(status = 413, source, path = parts.uri.path(), "webhook body over the read limit rejected");
-        return (StatusCode::PAYLOAD_TOO_LARGE, "body exceeds the 1 MiB limit").into_response();
+        tracing::warn!(
+            status = 413,
+            source,
+            path = parts.uri.path(),
+            "webhook body over the read limit rejected"
+        );
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body exceeds the 1 MiB limit",
+        )
+            .into_response();
     };
 
     let answer = ingest
@@ -46,9 +55,7 @@ async fn webhook(State(ingest): State<Ingest>, request: Request) -> Response {
     let mut response = Response::new(Body::from(answer.body));
     *response.status_mut() = answer.status;
     for (name, value) in answer.headers {
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::try_from(name), HeaderValue::try_from(value))
-        {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             response.headers_mut().insert(name, value);
         }
     }

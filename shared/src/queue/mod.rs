@@ -20,7 +20,11 @@ use crate::job::Job;
 pub enum QueueError {
     /// The queue did not accept every message; the caller must not acknowledge the events.
     #[error("queue did not accept {failed} of {total} messages: {reason}")]
-    NotAccepted { failed: usize, total: usize, reason: String },
+    NotAccepted {
+        failed: usize,
+        total: usize,
+        reason: String,
+    },
     #[error("queue unavailable: {0}")]
     Unavailable(String),
 }

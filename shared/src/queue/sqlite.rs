@@ -12,8 +12,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use tokio::sync::Notify;
 
 use super::{Queue, QueueError};
 use crate::db::{now_millis, Database};
@@ -65,7 +65,11 @@ fn millis(duration: Duration) -> i64 {
 
 impl SqliteQueue {
     pub fn new(db: Database, visibility_timeout: Duration) -> Self {
-        Self { db, visibility_timeout, wake: Arc::new(Notify::new()) }
+        Self {
+            db,
+            visibility_timeout,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Returns the notifier that wakes idle workers of this process after each enqueue.
@@ -197,7 +201,10 @@ impl SqliteQueue {
                 let queued: i64 = conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?;
                 let dead: i64 =
                     conn.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))?;
-                Ok((u64::try_from(queued).unwrap_or(0), u64::try_from(dead).unwrap_or(0)))
+                Ok((
+                    u64::try_from(queued).unwrap_or(0),
+                    u64::try_from(dead).unwrap_or(0),
+                ))
             })
             .await
             .map_err(unavailable)

@@ -52,7 +52,10 @@ impl Store for SqliteStore {
                      ORDER BY created_at, rowid",
                 )?;
                 let rows = statement.query_map([prefix], |row| {
-                    Ok(StoredSecret { secret: row.get(0)?, webhook_gid: row.get(1)? })
+                    Ok(StoredSecret {
+                        secret: row.get(0)?,
+                        webhook_gid: row.get(1)?,
+                    })
                 })?;
                 rows.collect()
             })
@@ -121,7 +124,11 @@ impl Store for SqliteStore {
         secret: &str,
         webhook_gid: &str,
     ) -> Result<(), StoreError> {
-        let (prefix, secret, gid) = (prefix.to_string(), secret.to_string(), webhook_gid.to_string());
+        let (prefix, secret, gid) = (
+            prefix.to_string(),
+            secret.to_string(),
+            webhook_gid.to_string(),
+        );
         self.db
             .call(move |conn| {
                 conn.execute(
@@ -140,9 +147,11 @@ impl Store for SqliteStore {
             .call(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let prefix: Option<String> = tx
-                    .query_row("SELECT prefix FROM secrets WHERE webhook_gid = ?1", [&gid], |row| {
-                        row.get(0)
-                    })
+                    .query_row(
+                        "SELECT prefix FROM secrets WHERE webhook_gid = ?1",
+                        [&gid],
+                        |row| row.get(0),
+                    )
                     .optional()?;
                 tx.execute("DELETE FROM secrets WHERE webhook_gid = ?1", [&gid])?;
                 tx.commit()?;
@@ -158,7 +167,11 @@ impl Store for SqliteStore {
         counter_key: &str,
         task_gid: &str,
     ) -> Result<Assignment, StoreError> {
-        let (prefix, key, gid) = (prefix.to_string(), counter_key.to_string(), task_gid.to_string());
+        let (prefix, key, gid) = (
+            prefix.to_string(),
+            counter_key.to_string(),
+            task_gid.to_string(),
+        );
         self.db
             .call(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -170,7 +183,10 @@ impl Store for SqliteStore {
                     )
                     .optional()?;
                 if let Some(number) = existing {
-                    return Ok(Assignment { number: to_u64(number), fresh: false });
+                    return Ok(Assignment {
+                        number: to_u64(number),
+                        fresh: false,
+                    });
                 }
 
                 let number: i64 = tx.query_row(
@@ -189,7 +205,10 @@ impl Store for SqliteStore {
                     params![prefix, key],
                 )?;
                 tx.commit()?;
-                Ok(Assignment { number: to_u64(number), fresh: true })
+                Ok(Assignment {
+                    number: to_u64(number),
+                    fresh: true,
+                })
             })
             .await
             .map_err(backend)
@@ -215,9 +234,11 @@ impl Store for SqliteStore {
         let key = counter_key.to_string();
         self.db
             .call(move |conn| {
-                conn.query_row("SELECT value FROM counters WHERE counter_key = ?1", [key], |row| {
-                    row.get::<_, i64>(0)
-                })
+                conn.query_row(
+                    "SELECT value FROM counters WHERE counter_key = ?1",
+                    [key],
+                    |row| row.get::<_, i64>(0),
+                )
                 .optional()
             })
             .await
@@ -290,7 +311,9 @@ impl Store for SqliteStore {
         self.db
             .call(|conn| {
                 let tx = conn.transaction()?;
-                tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping (x); INSERT INTO ping VALUES (1);")?;
+                tx.execute_batch(
+                    "CREATE TEMP TABLE IF NOT EXISTS ping (x); INSERT INTO ping VALUES (1);",
+                )?;
                 tx.query_row("SELECT COUNT(*) FROM ping", [], |row| row.get::<_, i64>(0))?;
                 tx.rollback()
             })

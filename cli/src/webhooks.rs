@@ -1,0 +1,136 @@
+//! `autonumber webhooks`: create, list and delete Asana webhooks.
+//!
+//! `create` marks a registration pending in the store (so the receiver accepts one handshake for
+//! the prefix), calls `POST /webhooks`, which blocks until the receiver answered Asana's
+//! handshake, and checks that the secret in the 201 body is one the receiver stored: otherwise
+//! someone else answered the handshake, and the webhook is deleted again.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use autonumber_shared::asana::AsanaError;
+use autonumber_shared::route::is_valid_prefix;
+use autonumber_shared::store::REGISTRATION_TTL;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::backend::{asana_client, AsanaArgs, Backend, StoreArgs};
+use crate::UsageError;
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Register a webhook for a project, numbering its tasks under PREFIX.
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Gid of the Asana project to watch.
+    #[arg(long, value_name = "GID")]
+    project: String,
+
+    /// Prefix of the numbers, 1 to 16 characters A-Z and 0-9 starting with a letter.
+    #[arg(long, value_name = "PREFIX")]
+    prefix: String,
+
+    /// Public base URL of the receiver (a tunnel to `serve`, or the ingest function URL);
+    /// `/webhooks/PREFIX` is appended.
+    #[arg(long, value_name = "URL")]
+    target_url: String,
+
+    /// Counter the numbers come from, when it is not named like the prefix (for counters kept
+    /// from the earlier Python deployment).
+    #[arg(long, value_name = "KEY")]
+    counter_key: Option<String>,
+
+    #[command(flatten)]
+    store: StoreArgs,
+
+    #[command(flatten)]
+    asana: AsanaArgs,
+}
+
+/// The filters Asana applies before delivering: new tasks and name changes.
+pub fn filters() -> serde_json::Value {
+    json!([
+        { "resource_type": "task", "action": "added" },
+        { "resource_type": "task", "action": "changed", "fields": ["name"] }
+    ])
+}
+
+pub async fn run(command: WebhooksCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        WebhooksCommand::Create(args) => create(args).await,
+    }
+}
+
+/// Builds `{base}/webhooks/{prefix}`, with `?counter_key=` when it differs from the prefix.
+pub fn target_for(base: &str, prefix: &str, counter_key: Option<&str>) -> anyhow::Result<String> {
+    let url = reqwest::Url::parse(base)
+        .map_err(|e| UsageError(format!("--target-url {base:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!(UsageError(format!(
+            "--target-url {base:?} must start with https:// (or http:// for local tests)"
+        )));
+    }
+    let mut target = format!("{}/webhooks/{prefix}", base.trim_end_matches('/'));
+    if let Some(key) = counter_key.filter(|key| *key != prefix) {
+        target.push_str(&format!("?counter_key={key}"));
+    }
+    Ok(target)
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
+    if !is_valid_prefix(&args.prefix) {
+        bail!(UsageError(format!(
+            "--prefix {:?} is invalid: use 1 to 16 characters A-Z and 0-9, starting with a letter",
+            args.prefix
+        )));
+    }
+    let target = target_for(&args.target_url, &args.prefix, args.counter_key.as_deref())?;
+    if target.starts_with("http://") {
+        warn!(target = %target, "plain http target: Asana only delivers to public https URLs, so use this only against a local fake");
+    }
+    let (asana, _) = asana_client(&args.asana)?;
+    let backend = Backend::from_env(&args.store)?;
+    let store = backend.store();
+
+    store
+        .begin_registration(&args.prefix, REGISTRATION_TTL)
+        .await
+        .context("cannot mark the registration pending")?;
+    let counter_key = args
+        .counter_key
+        .clone()
+        .unwrap_or_else(|| args.prefix.clone());
+    store.set_counter_key(&args.prefix, &counter_key).await?;
+    info!(prefix = %args.prefix, project = %args.project, target = %target, store = %backend.describe(), "creating webhook; Asana now sends the handshake to the target");
+
+    let created = match asana.create_webhook(&args.project, &target, &filters()).await {
+        Ok(created) => created,
+        Err(AsanaError::Permanent { status: 403, message }) if message.contains("Duplicated") => {
+            bail!("Asana answered 403 {message:?}: a webhook for project {} and target {target} already exists; list it with `autonumber webhooks list --workspace GID` and delete it with `autonumber webhooks delete GID`, or keep using it", args.project);
+        }
+        Err(error) => bail!("creating the webhook failed: {error}. Check that `autonumber serve` (or the ingest Lambda) answers at {target} and that the registration reaches it within {} minutes", REGISTRATION_TTL.as_secs() / 60),
+    };
+    let webhook_gid = created.data.gid.clone();
+
+    let secrets = store.secrets(&args.prefix).await?;
+    let ours = created
+        .secret
+        .as_deref()
+        .filter(|secret| secrets.iter().any(|s| s.secret == *secret));
+    let Some(secret) = ours else {
+        warn!(webhook_gid = %webhook_gid, prefix = %args.prefix, "the handshake secret in Asana's answer is not one this receiver stored; deleting the webhook");
+        asana.delete_webhook(&webhook_gid).await.ok();
+        bail!("the handshake for {target} was answered by another receiver: webhook {webhook_gid} was deleted again. Check that the target URL reaches this deployment's store");
+    };
+    store
+        .set_webhook_gid(&args.prefix, secret, &webhook_gid)
+        .await?;
+
+    info!(webhook_gid = %webhook_gid, prefix = %args.prefix, "webhook created");
+    println!("{webhook_gid}");
+    Ok(ExitCode::SUCCESS)
+}
