@@ -2,7 +2,7 @@
 //! [`SqliteQueue`](crate::queue::SqliteQueue): one file under the data directory.
 //!
 //! The database runs in WAL mode with `synchronous=NORMAL`: a committed transaction survives a
-//! crash or `kill -9` of the process (the operating system holds the written WAL pages), though
+//! crash or `kill -9` of the process (the operating system keeps the written WAL pages), though
 //! not a power loss of the machine. Several processes may open the file (`serve` and the CLI);
 //! writers wait up to `BUSY_TIMEOUT` for each other.
 

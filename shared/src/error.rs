@@ -7,7 +7,7 @@ use crate::route::RouteError;
 use crate::signature::SignatureError;
 use crate::store::StoreError;
 
-/// Why a webhook request was not accepted. Messages never contain a secret or a signature.
+/// Reason a webhook request was not accepted. Messages never contain a secret or a signature.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("method {0} not allowed: webhooks are delivered with POST")]
@@ -34,7 +34,7 @@ pub enum IngestError {
 }
 
 impl IngestError {
-    /// The one place where errors become HTTP statuses.
+    /// Maps the error to its HTTP status. No other code maps errors to statuses.
     pub fn status(&self) -> StatusCode {
         match self {
             IngestError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -47,7 +47,7 @@ impl IngestError {
         }
     }
 
-    /// The prefix the request was routed to, when routing got that far.
+    /// Returns the prefix the request was routed to, when routing got that far.
     pub fn prefix(&self) -> Option<&str> {
         match self {
             IngestError::TooLarge { prefix, .. }

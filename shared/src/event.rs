@@ -42,7 +42,7 @@ pub struct Change {
     pub field: String,
 }
 
-/// Why an event was dropped, for the debug log and the counts.
+/// Reason an event was dropped, for the debug log and the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
     NotATask,

@@ -1,7 +1,7 @@
 //! The webhook receiver: one function from an HTTP request to an HTTP response, used by the
 //! local server of `autonumber serve` and by the ingest Lambda.
 //!
-//! [`Ingest::handle`] checks, in this order, and answers:
+//! [`Ingest::handle`] checks, in this order, and returns:
 //! 1. method other than POST: 405;
 //! 2. no route (`/webhooks/{PREFIX}` or `?prefix=`) or an invalid prefix: 404;
 //! 3. body over [`MAX_BODY_BYTES`]: 413, before anything is hashed;
@@ -45,7 +45,7 @@ pub struct IngestRequest<'a> {
     pub source: &'a str,
 }
 
-/// The answer to send back.
+/// The response to send back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestResponse {
     pub status: StatusCode,

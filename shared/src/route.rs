@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-/// Where a delivery belongs: the prefix in task names and the key of its counter.
+/// The destination of a delivery: the prefix in task names and the key of its counter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub prefix: String,
@@ -23,7 +23,7 @@ pub enum RouteError {
     /// A prefix that does not match `[A-Z][A-Z0-9]{0,15}`.
     #[error("invalid prefix {0:?}: use 1 to 16 characters A-Z and 0-9, starting with a letter")]
     InvalidPrefix(String),
-    /// A counter key that is empty, too long or holds characters other than `[A-Za-z0-9_:.-]`.
+    /// A counter key that is empty, too long or contains characters other than `[A-Za-z0-9_:.-]`.
     #[error("invalid counter_key {0:?}: use 1 to 64 characters A-Z, a-z, 0-9, _ : . -")]
     InvalidCounterKey(String),
 }
@@ -49,7 +49,8 @@ pub fn is_valid_prefix(prefix: &str) -> bool {
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
-fn is_valid_counter_key(key: &str) -> bool {
+/// Returns true when `key` has 1 to 64 characters of `[A-Za-z0-9_:.-]`.
+pub fn is_valid_counter_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 64
         && key

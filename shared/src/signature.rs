@@ -18,7 +18,7 @@ pub const FALLBACK_SIGNATURE_HEADER: &str = "x-asana-request-signature";
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Why a signature was rejected. Neither variant carries the signature or the secret.
+/// Reason a signature was rejected. Neither variant carries the signature or the secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("missing X-Hook-Signature header")]

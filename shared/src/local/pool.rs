@@ -22,9 +22,9 @@ use crate::worker::{ProcessError, Worker};
 pub struct WorkerPoolConfig {
     /// Messages processed at once.
     pub concurrency: usize,
-    /// Longest sleep between polls when no enqueue wakes the pool.
+    /// Maximum sleep between polls when no enqueue wakes the pool.
     pub poll_interval: Duration,
-    /// Longest redelivery delay after a transient failure.
+    /// Maximum redelivery delay after a transient failure.
     pub max_redelivery_delay: Duration,
 }
 
@@ -46,7 +46,7 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// `wake` is notified by whoever enqueues, so idle workers start at once.
+    /// The queue notifies `wake` after each enqueue, so idle workers start at once.
     pub fn new(
         queue: SqliteQueue,
         worker: Worker,

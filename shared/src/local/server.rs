@@ -10,7 +10,7 @@ use axum::Router;
 
 use crate::ingest::{Ingest, IngestRequest, MAX_BODY_BYTES};
 
-/// Bodies beyond this are not read at all; those up to it reach ingest, which answers 413 above
+/// Bodies beyond this are not read at all; those up to it reach ingest, which returns 413 above
 /// [`MAX_BODY_BYTES`] with the prefix in its log line.
 const READ_LIMIT: usize = 4 * MAX_BODY_BYTES;
 
