@@ -23,7 +23,7 @@ use crate::job::Job;
 use crate::naming::{has_number, is_blank, NameFormat};
 use crate::store::{Store, StoreError};
 
-/// What happened to a message that was processed without error.
+/// Result of a message processed without error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Renamed {
@@ -54,7 +54,7 @@ pub enum ProcessError {
     Permanent { reason: String },
 }
 
-/// How the worker retries inside one processing attempt.
+/// Retry settings for the calls of one processing attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Attempts per call, the first included.
@@ -236,7 +236,7 @@ impl Worker {
     }
 }
 
-/// What the retry loop needs to know about an error.
+/// Retry properties of an error.
 trait Retry {
     fn is_transient(&self) -> bool;
     fn retry_after(&self) -> Option<Duration> {
