@@ -27,8 +27,15 @@ pub fn autonumber(asana_url: &str, data_dir: &Path) -> Command {
         .env("ASANA_API_URL", asana_url)
         .env("AUTONUMBER_DATA_DIR", data_dir)
         .env("RUST_LOG", "info,autonumber_shared=debug");
+    for (name, value) in EXTRA_ENV.lock().unwrap().iter() {
+        command.env(name, value);
+    }
     command
 }
+
+/// Variables added to every command after the defaults above, e.g. Upstash settings for a
+/// test binary whose tests all use the Upstash store.
+pub static EXTRA_ENV: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
 
 /// Returns a port of 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
