@@ -11,17 +11,23 @@
 //! - [`worker`]: the per-message function behind the local worker pool and the worker Lambda.
 //! - [`store`]: secrets, registrations, counters and task numbers (SQLite or Upstash REST).
 //! - [`queue`]: the durable FIFO queue between the two (SQLite or SQS).
+//! - [`dlq`]: listing, replaying and purging dead-lettered messages, for the operator commands.
 //! - [`naming`]: the name rule and the name format.
 //! - [`config`]: configuration from the environment, parsed once.
+//! - [`batch`]: the ordered batch wrapper around the worker, for SQS FIFO batches.
+//! - [`lambda`]: Lambda function URL and SQS events in and out of the core.
 //! - [`local`]: the one-machine pipeline of `autonumber serve`.
 
 pub mod asana;
+pub mod batch;
 pub mod config;
 pub mod db;
+pub mod dlq;
 pub mod error;
 pub mod event;
 pub mod ingest;
 pub mod job;
+pub mod lambda;
 pub mod local;
 pub mod naming;
 pub mod queue;

@@ -5,9 +5,11 @@
 //! [`AsanaFake::url`] as its base URL:
 //!
 //! - `GET /tasks/{gid}` and `PUT /tasks/{gid}` (only `name` can change),
+//! - `GET /projects/{gid}` (name and workspace),
 //! - `GET /projects/{gid}/tasks` with `limit`/`offset` pagination, top-level tasks only,
 //! - `GET /users/me`,
-//! - `POST /webhooks` with a real handshake, `GET /webhooks`, `DELETE /webhooks/{gid}`.
+//! - `POST /webhooks` with a real handshake, `GET /webhooks`, `GET /webhooks/{gid}`,
+//!   `DELETE /webhooks/{gid}`.
 //!
 //! Every request needs `Authorization: Bearer <token>` with the token given to
 //! [`AsanaFake::start`]. Bodies are `{"data": ...}` and errors `{"errors":[{"message": ...}]}`.
@@ -51,6 +53,8 @@ pub enum Route {
     GetTask,
     /// `PUT /tasks/{gid}`
     UpdateTask,
+    /// `GET /projects/{gid}`
+    GetProject,
     /// `GET /projects/{gid}/tasks`
     ListProjectTasks,
     /// `GET /users/{gid}`, including `/users/me`
@@ -59,6 +63,8 @@ pub enum Route {
     CreateWebhook,
     /// `GET /webhooks`
     ListWebhooks,
+    /// `GET /webhooks/{gid}`
+    GetWebhook,
     /// `DELETE /webhooks/{gid}`
     DeleteWebhook,
     /// Every request, including requests to paths the fake does not serve.
@@ -72,10 +78,12 @@ impl Route {
         let route = match (method.as_str(), segments.as_slice()) {
             ("GET", ["tasks", _]) => Route::GetTask,
             ("PUT", ["tasks", _]) => Route::UpdateTask,
+            ("GET", ["projects", _]) => Route::GetProject,
             ("GET", ["projects", _, "tasks"]) => Route::ListProjectTasks,
             ("GET", ["users", _]) => Route::GetUser,
             ("POST", ["webhooks"]) => Route::CreateWebhook,
             ("GET", ["webhooks"]) => Route::ListWebhooks,
+            ("GET", ["webhooks", _]) => Route::GetWebhook,
             ("DELETE", ["webhooks", _]) => Route::DeleteWebhook,
             _ => return None,
         };

@@ -201,6 +201,32 @@ async fn assert_webhook_calls_pass(setup: &Setup, workspace: &str) {
 }
 
 #[tokio::test]
+async fn project_and_webhook_reads_pass_through() {
+    let setup = Setup::start().await;
+    let target = start_receiver().await;
+    let body = json!({"data": {"resource": PROJECT, "target": target}});
+    let created = setup.send(Method::POST, "/webhooks", Some(body)).await;
+    let gid = created.body["data"]["gid"].as_str().unwrap().to_owned();
+
+    let project = format!("/projects/{PROJECT}?opt_fields=name,workspace");
+    let project = setup.send(Method::GET, &project, None).await;
+    let fields = autonumber_shared::asana::WEBHOOK_FIELDS;
+    let webhook = format!("/webhooks/{gid}?opt_fields={fields}");
+    let webhook = setup.send(Method::GET, &webhook, None).await;
+
+    project.assert_passed(StatusCode::OK, "GET /projects/{gid}");
+    assert_eq!(
+        project.body["data"]["workspace"]["gid"],
+        setup.fake.workspace_gid()
+    );
+    webhook.assert_passed(StatusCode::OK, "GET /webhooks/{gid}");
+    assert_eq!(webhook.body["data"]["gid"], gid.as_str());
+    assert_eq!(webhook.body["data"]["active"], true);
+    assert_eq!(setup.reached(Route::GetProject), 1);
+    assert_eq!(setup.reached(Route::GetWebhook), 1);
+}
+
+#[tokio::test]
 async fn pagination_passes_through() {
     let setup = Setup::start().await;
     for number in 1..=3 {

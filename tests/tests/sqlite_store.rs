@@ -108,9 +108,9 @@ async fn concurrent_assignment_gives_one_to_n() {
         .collect();
 
     let mut calls = tokio::task::JoinSet::new();
-    for caller in 0..4 {
+    for store in &stores {
         for task in 0..50 {
-            let store = stores[caller].clone();
+            let store = store.clone();
             calls.spawn(async move {
                 let assignment = store
                     .assign_number("BUG", "BUG", &format!("task-{task}"))

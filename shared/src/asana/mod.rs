@@ -27,6 +27,12 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The fields the worker needs from a task.
 pub const TASK_FIELDS: &str = "name,parent,memberships.project,created_at,resource_subtype";
 
+/// The webhook fields the operator commands show. Asana leaves out all but `active`,
+/// `resource` and `target` unless they are asked for.
+pub const WEBHOOK_FIELDS: &str = "active,resource,resource.name,target,created_at,\
+    last_success_at,last_failure_at,last_failure_content,delivery_retry_count,\
+    failure_deletion_timestamp";
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AsanaError {
     #[error("Asana rate limit reached; retry after {retry_after:?}")]
@@ -144,9 +150,11 @@ impl AsanaClient {
         let mut webhooks = Vec::new();
         let mut offset: Option<String> = None;
         loop {
-            let mut request = self
-                .request(Method::GET, "/webhooks")
-                .query(&[("workspace", workspace), ("limit", "100")]);
+            let mut request = self.request(Method::GET, "/webhooks").query(&[
+                ("workspace", workspace),
+                ("limit", "100"),
+                ("opt_fields", WEBHOOK_FIELDS),
+            ]);
             if let Some(resource) = resource {
                 request = request.query(&[("resource", resource)]);
             }
@@ -164,11 +172,18 @@ impl AsanaClient {
 
     /// `GET /webhooks/{gid}`.
     pub async fn get_webhook(&self, gid: &str) -> Result<Webhook, AsanaError> {
-        self.send_data(
-            self.request(Method::GET, &format!("/webhooks/{gid}")),
-            false,
-        )
-        .await
+        let request = self
+            .request(Method::GET, &format!("/webhooks/{gid}"))
+            .query(&[("opt_fields", WEBHOOK_FIELDS)]);
+        self.send_data(request, false).await
+    }
+
+    /// `GET /projects/{gid}` with the project's name and workspace.
+    pub async fn get_project(&self, gid: &str) -> Result<Project, AsanaError> {
+        let request = self
+            .request(Method::GET, &format!("/projects/{gid}"))
+            .query(&[("opt_fields", "name,workspace")]);
+        self.send_data(request, false).await
     }
 
     /// `DELETE /webhooks/{gid}`.

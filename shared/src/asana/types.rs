@@ -55,6 +55,15 @@ pub struct User {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct Project {
+    pub gid: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub workspace: Option<Compact>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct Webhook {
     pub gid: String,
     #[serde(default)]
@@ -63,6 +72,8 @@ pub struct Webhook {
     pub target: Option<String>,
     #[serde(default)]
     pub active: Option<bool>,
+    #[serde(default)]
+    pub created_at: Option<String>,
     #[serde(default)]
     pub last_success_at: Option<String>,
     #[serde(default)]

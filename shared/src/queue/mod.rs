@@ -9,8 +9,12 @@
 mod sqlite;
 mod sqs;
 
-pub use sqlite::{Received, SqliteQueue, MAX_RECEIVES};
-pub use sqs::SqsQueue;
+pub use sqlite::{DeadLetterRow, Received, SqliteQueue, MAX_RECEIVES};
+pub use sqs::{
+    DeadLetter, MessageCounts, ReceivedMessage, SqsQueue, ENTRY_RETRIES, MAX_BATCH_ENTRIES,
+    ORIGINAL_MESSAGE_ID_ATTRIBUTE, PREFIX_ATTRIBUTE, REASON_ATTRIBUTE, RECEIVE_COUNT_ATTRIBUTE,
+    TASK_GID_ATTRIBUTE,
+};
 
 use async_trait::async_trait;
 

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::get;
 use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 
@@ -25,10 +25,11 @@ type Params = Query<HashMap<String, String>>;
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/tasks/{gid}", get(get_task).put(update_task))
+        .route("/projects/{gid}", get(get_project))
         .route("/projects/{gid}/tasks", get(list_project_tasks))
         .route("/users/{gid}", get(get_user))
         .route("/webhooks", get(list_webhooks).post(webhooks::create))
-        .route("/webhooks/{gid}", delete(delete_webhook))
+        .route("/webhooks/{gid}", get(get_webhook).delete(delete_webhook))
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(shared.clone(), gate::check))
         .with_state(shared)
@@ -185,6 +186,26 @@ async fn list_project_tasks(
     Ok(Json(body))
 }
 
+/// Returns a project with its name and workspace, whatever `opt_fields` requests.
+async fn get_project(
+    State(shared): State<Arc<Shared>>,
+    Path(gid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_gid("project", &gid)?;
+
+    let state = shared.lock();
+    let project = state
+        .project(&gid)
+        .ok_or_else(|| ApiError::not_found("project", &gid))?;
+    let data = json!({
+        "gid": project.gid,
+        "resource_type": "project",
+        "name": project.name,
+        "workspace": {"gid": state.workspace_gid, "resource_type": "workspace"},
+    });
+    Ok(Json(json!({ "data": data })))
+}
+
 async fn get_user(
     State(shared): State<Arc<Shared>>,
     Path(gid): Path<String>,
@@ -233,6 +254,22 @@ async fn list_webhooks(
         &query,
     )?;
     Ok(Json(body))
+}
+
+/// Returns a webhook in full, whatever `opt_fields` requests.
+async fn get_webhook(
+    State(shared): State<Arc<Shared>>,
+    Path(gid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_gid("webhook", &gid)?;
+
+    let state = shared.lock();
+    let webhook = state
+        .webhooks
+        .iter()
+        .find(|webhook| webhook.gid == gid)
+        .ok_or_else(|| ApiError::not_found("webhook", &gid))?;
+    Ok(Json(json!({ "data": render::webhook(&state, webhook) })))
 }
 
 /// Deletes a webhook. Its delivery task still sends what was queued before, as Asana may
