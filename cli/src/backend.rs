@@ -50,7 +50,7 @@ pub struct AsanaArgs {
     pub asana_timeout: u64,
 }
 
-/// Which store a command uses.
+/// The store backend a command uses.
 pub enum Backend {
     Embedded { db: Database },
     Upstash(UpstashConfig),

@@ -4,8 +4,16 @@
 //! 2 bad usage or configuration).
 
 mod backend;
+mod backfill;
+mod counters;
+mod dlq;
+mod doctor;
 mod logging;
+mod progress;
+mod queues;
 mod serve;
+mod text;
+mod webhook_admin;
 mod webhooks;
 
 use std::process::ExitCode;
@@ -33,6 +41,16 @@ enum Command {
     /// Create, list and delete Asana webhooks.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Read and set the counters that numbers come from.
+    #[command(subcommand)]
+    Counters(counters::CountersCommand),
+    /// List, replay and purge dead-lettered messages (embedded queue or SQS).
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
+    /// Number a project's tasks that have no number yet, oldest first.
+    Backfill(backfill::BackfillArgs),
+    /// Check the configuration, Asana, the store, the queues and each registered prefix.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// A failure that is the user's to fix (exit code 2), as opposed to a failed operation (1).
@@ -66,5 +84,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve::run(args).await,
         Command::Webhooks(command) => webhooks::run(command).await,
+        Command::Counters(command) => counters::run(command).await,
+        Command::Dlq(command) => dlq::run(command).await,
+        Command::Backfill(args) => backfill::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
     }
 }

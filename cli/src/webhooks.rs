@@ -3,7 +3,13 @@
 //! `create` marks a registration pending in the store (so the receiver accepts one handshake for
 //! the prefix), calls `POST /webhooks`, which blocks until the receiver answered Asana's
 //! handshake, and checks that the secret in the 201 body is one the receiver stored: otherwise
-//! someone else answered the handshake, and the webhook is deleted again.
+//! someone else answered the handshake, and the webhook is deleted again. When Asana rejects
+//! the webhook as a duplicate, `create` looks up the existing one and describes how to reuse or
+//! remove it.
+//!
+//! `list` shows Asana's view of each webhook (active, last success, retries, deletion time) next
+//! to the prefix whose secret this store holds for it. `delete` removes the webhook in Asana and
+//! its secret from the store.
 
 use std::process::ExitCode;
 
@@ -16,12 +22,17 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::backend::{asana_client, AsanaArgs, Backend, StoreArgs};
+use crate::webhook_admin as admin;
 use crate::UsageError;
 
 #[derive(Debug, Subcommand)]
 pub enum WebhooksCommand {
     /// Register a webhook for a project, numbering its tasks under PREFIX.
     Create(CreateArgs),
+    /// List the webhooks of a workspace with Asana's delivery status and the stored prefix.
+    List(admin::ListArgs),
+    /// Delete a webhook in Asana and remove its secret from the store.
+    Delete(admin::DeleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +73,8 @@ pub fn filters() -> serde_json::Value {
 pub async fn run(command: WebhooksCommand) -> anyhow::Result<ExitCode> {
     match command {
         WebhooksCommand::Create(args) => create(args).await,
+        WebhooksCommand::List(args) => admin::list(args).await,
+        WebhooksCommand::Delete(args) => admin::delete(args).await,
     }
 }
 
@@ -110,7 +123,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let created = match asana.create_webhook(&args.project, &target, &filters()).await {
         Ok(created) => created,
         Err(AsanaError::Permanent { status: 403, message }) if message.contains("Duplicated") => {
-            bail!("Asana answered 403 {message:?}: a webhook for project {} and target {target} already exists; list it with `autonumber webhooks list --workspace GID` and delete it with `autonumber webhooks delete GID`, or keep using it", args.project);
+            let existing =
+                admin::describe_duplicate(&asana, store.as_ref(), &args.project, &args.prefix, &target)
+                    .await;
+            bail!("Asana rejected the webhook (HTTP 403 {message:?}): {existing}");
         }
         Err(error) => bail!("creating the webhook failed: {error}. Check that `autonumber serve` (or the ingest Lambda) answers at {target} and that the registration reaches it within {} minutes", REGISTRATION_TTL.as_secs() / 60),
     };
