@@ -44,7 +44,10 @@ fn signature(c: &mut Criterion) {
 }
 
 fn selection(c: &mut Criterion) {
-    let route = Route { prefix: "BUG".into(), counter_key: "BUG".into() };
+    let route = Route {
+        prefix: "BUG".into(),
+        counter_key: "BUG".into(),
+    };
     let body = delivery(100, 0);
     c.bench_function("parse_and_select_100_events", |b| {
         b.iter(|| select(&route, &parse_delivery(&body).unwrap()).jobs.len())
@@ -57,10 +60,16 @@ fn handle(c: &mut Criterion) {
     let db = Database::open(dir.path()).unwrap();
     let store = Arc::new(SqliteStore::new(db.clone()));
     runtime.block_on(async {
-        store.begin_registration("BUG", REGISTRATION_TTL).await.unwrap();
+        store
+            .begin_registration("BUG", REGISTRATION_TTL)
+            .await
+            .unwrap();
         store.complete_registration("BUG", SECRET).await.unwrap();
     });
-    let ingest = Ingest::new(store, Arc::new(SqliteQueue::new(db, Duration::from_secs(30))));
+    let ingest = Ingest::new(
+        store,
+        Arc::new(SqliteQueue::new(db, Duration::from_secs(30))),
+    );
     let method = Method::POST;
 
     let mut group = c.benchmark_group("ingest_handle_sqlite");
