@@ -42,11 +42,11 @@ impl StoreArgs {
 pub struct AsanaArgs {
     /// Client-side budget of Asana requests per minute (Asana allows 1,500 on paid workspaces,
     /// 150 on free ones).
-    #[arg(long, env = config::REQUESTS_PER_MINUTE, default_value_t = 1500, value_name = "REQUESTS")]
+    #[arg(long, env = config::REQUESTS_PER_MINUTE, default_value_t = 1500, value_name = "REQUESTS", value_parser = clap::value_parser!(u32).range(1..))]
     pub requests_per_minute: u32,
 
     /// Timeout of one Asana request, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=600))]
     pub asana_timeout: u64,
 }
 

@@ -43,17 +43,18 @@ pub struct ServeArgs {
     name_format: String,
 
     /// Messages processed at once (different tasks; one task's messages never run together).
-    #[arg(long, default_value_t = 8, value_name = "COUNT")]
-    concurrency: usize,
+    #[arg(long, default_value_t = 8, value_name = "COUNT", value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
 
-    /// How long a received message stays invisible before it is delivered again, in seconds.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    /// How long a received message stays invisible before it is delivered again if its
+    /// worker dies, in seconds. A live worker keeps extending it while it works.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(5..=43_200))]
     visibility_timeout: u64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let format = NameFormat::parse(&args.name_format)
-        .map_err(|e| UsageError(format!("--name-format: {e}")))?;
+        .map_err(|e| UsageError(format!("--name-format (AUTONUMBER_NAME_FORMAT): {e}")))?;
     let (asana, _config) = asana_client(&args.asana)?;
     let data_dir = args.store.data_dir();
     let _lock = lock_data_dir(&data_dir)?;
@@ -66,8 +67,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             data_dir.display()
         )
     })?;
-    let queue = SqliteQueue::new(db, Duration::from_secs(args.visibility_timeout.max(1)));
+    let queue = SqliteQueue::new(db, Duration::from_secs(args.visibility_timeout));
     let reset = queue.reset_in_flight().await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
 
     info!(
         listen = %args.listen,
@@ -78,6 +82,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         name_format = %format.as_str(),
         dry_run = args.dry_run,
         concurrency = args.concurrency,
+        visibility_timeout_s = args.visibility_timeout,
+        asana_timeout_s = args.asana.asana_timeout,
         requests_per_minute = args.asana.requests_per_minute,
         messages_redelivered_after_restart = reset,
         "autonumber serve starting"
@@ -85,7 +91,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let worker = Worker::new(asana, store.clone(), format).with_dry_run(args.dry_run);
     let pool_config = WorkerPoolConfig {
-        concurrency: args.concurrency.max(1),
+        concurrency: usize::from(args.concurrency),
         ..WorkerPoolConfig::default()
     };
     let pool = WorkerPool::new(queue.clone(), worker, queue.wake(), pool_config);
@@ -93,9 +99,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let pool = tokio::spawn(pool.run(stopped));
 
     let ingest = Ingest::new(store, Arc::new(queue));
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     info!(listen = %listener.local_addr()?, "listening for webhooks at POST /webhooks/{{PREFIX}}");
     axum::serve(
         listener,

@@ -392,3 +392,42 @@ async fn missing_token_stops_with_variable_name() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("ASANA_PERSONAL_KEY is not set"));
 }
+
+#[tokio::test]
+async fn slow_message_is_not_received_twice() {
+    let pipeline = Pipeline::start(&["--visibility-timeout", "5"]).await;
+    pipeline
+        .fake
+        .set_delay(Route::GetTask, Duration::from_secs(8));
+
+    let task = pipeline.fake.add_task(PROJECT, "Slow read");
+    pipeline.wait_for_name(&task, "BUG-1: Slow read").await;
+
+    // Count the reads before the rename: the rename's echo event is read once more.
+    let requests = pipeline.fake.requests();
+    let path = format!("/tasks/{task}");
+    let renamed_at = requests
+        .iter()
+        .find(|r| r.method == "PUT" && r.path == path)
+        .unwrap()
+        .received_at;
+    let reads = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == path && r.received_at < renamed_at)
+        .count();
+    assert_eq!(
+        reads, 1,
+        "the in-flight message was received again while its worker waited"
+    );
+}
+
+#[tokio::test]
+async fn zero_concurrency_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = support::autonumber("http://127.0.0.1:9", dir.path())
+        .args(["serve", "--concurrency", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--concurrency"));
+}

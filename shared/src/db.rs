@@ -113,7 +113,13 @@ impl Database {
             work(&mut connection)
         })
         .await
-        .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))
+        .unwrap_or_else(|join_error| match join_error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // The runtime is shutting down; the work may or may not have run.
+            Err(_) => Err(rusqlite::Error::ToSqlConversionFailure(
+                "the database call was cancelled because the runtime is shutting down".into(),
+            )),
+        })
     }
 }
 

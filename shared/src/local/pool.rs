@@ -104,7 +104,11 @@ impl WorkerPool {
             }
         };
 
-        let result = match self.worker.process(&job, None).await {
+        let heartbeat = self.keep_invisible(message.id);
+        let processed = self.worker.process(&job, None).await;
+        heartbeat.abort();
+
+        let result = match processed {
             Ok(_) => self.queue.delete(message.id).await,
             Err(ProcessError::Transient {
                 reason,
@@ -128,6 +132,21 @@ impl WorkerPool {
             }
         };
         self.settle(message.id, result);
+    }
+
+    /// Extends the message's visibility timeout at a third of its length until aborted, so no
+    /// other worker receives the message while this one still retries it.
+    fn keep_invisible(&self, message_id: i64) -> tokio::task::JoinHandle<()> {
+        let queue = self.queue.clone();
+        let period = queue.visibility_timeout() / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                if let Err(error) = queue.extend_visibility(message_id).await {
+                    warn!(message_id, %error, "extending the visibility timeout failed");
+                }
+            }
+        })
     }
 
     /// Logs a failed queue update; the message then reappears after its visibility timeout.

@@ -142,6 +142,27 @@ impl SqliteQueue {
             .map_err(unavailable)
     }
 
+    /// Returns how long a received message stays invisible.
+    pub fn visibility_timeout(&self) -> Duration {
+        self.visibility_timeout
+    }
+
+    /// Pushes back the visibility timeout of an in-flight message, so a worker that is still
+    /// busy with it (retries with backoff) keeps it to itself.
+    pub async fn extend_visibility(&self, id: i64) -> Result<(), QueueError> {
+        let visible_at = now_millis() + millis(self.visibility_timeout);
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE queue SET visible_at = ?2 WHERE id = ?1 AND in_flight = 1",
+                    params![id, visible_at],
+                )
+            })
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
     /// Deletes a message that was processed.
     pub async fn delete(&self, id: i64) -> Result<(), QueueError> {
         self.db
