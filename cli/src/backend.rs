@@ -62,9 +62,7 @@ impl Backend {
         if let Some(upstash) = config::upstash_from_env()? {
             return Ok(Backend::Upstash(upstash));
         }
-        let dir = args.data_dir();
-        let db = Database::open(&dir)
-            .with_context(|| format!("cannot open the embedded database in {}", dir.display()))?;
+        let db = open_database(&args.data_dir())?;
         Ok(Backend::Embedded { db })
     }
 
@@ -85,6 +83,21 @@ impl Backend {
             Backend::Upstash(upstash) => format!("Upstash REST at {}", upstash.url),
         }
     }
+}
+
+/// Opens the embedded database in `dir`, warning when it has to create a new one: that is
+/// usually a `--data-dir` other than the one `serve` uses.
+pub fn open_database(dir: &Path) -> anyhow::Result<Database> {
+    let existed = Database::exists_in(dir);
+    let db = Database::open(dir)
+        .with_context(|| format!("cannot open the embedded database in {}", dir.display()))?;
+    if !existed {
+        tracing::warn!(
+            data_dir = %dir.display(),
+            "created a new, empty database; if you expected existing data, pass the --data-dir (or AUTONUMBER_DATA_DIR) that `autonumber serve` uses"
+        );
+    }
+    Ok(db)
 }
 
 pub fn http_client(timeout: Duration) -> reqwest::Client {

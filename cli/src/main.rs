@@ -24,7 +24,7 @@ use crate::logging::LogFormat;
 
 /// Gives Asana tasks stable ticket numbers such as `BUG-42: Fix login`.
 #[derive(Debug, Parser)]
-#[command(name = "autonumber", version, about, propagate_version = true)]
+#[command(name = "autonumber", version, about, propagate_version = true, after_help = ENVIRONMENT)]
 struct Cli {
     /// Log format: `text` for terminals, `json` for log collectors.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "AUTONUMBER_LOG_FORMAT")]
@@ -53,6 +53,18 @@ enum Command {
     Doctor(doctor::DoctorArgs),
 }
 
+/// Environment variables, shown under every command's `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  ASANA_PERSONAL_KEY        Asana personal access token (required by commands that call Asana)
+  ASANA_API_URL             Asana API base URL [default: https://app.asana.com/api/1.0]
+  UPSTASH_REDIS_REST_URL    Upstash Redis REST URL; with the token, replaces the embedded store
+  UPSTASH_REDIS_REST_TOKEN  Upstash Redis REST token
+  AUTONUMBER_QUEUE_URL      SQS work queue URL (dlq and doctor; with AUTONUMBER_DLQ_URL)
+  AUTONUMBER_DLQ_URL        SQS dead-letter queue URL
+  AUTONUMBER_DATA_DIR       embedded database directory (same as --data-dir)
+  RUST_LOG                  log filter [default: info]";
+
 /// A failure that is the user's to fix (exit code 2), as opposed to a failed operation (1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -60,6 +72,12 @@ pub struct UsageError(pub String);
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // NOTE: Rust ignores SIGPIPE, so `autonumber doctor | head -1` would panic on the closed
+    // pipe. The default action ends the process quietly, as other command-line tools do.
+    // SAFETY: called before any thread writes to a pipe; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     logging::init(cli.log_format);
 

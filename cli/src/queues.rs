@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use autonumber_shared::config::{self, ConfigError};
-use autonumber_shared::db::Database;
 use autonumber_shared::dlq::{DeadLetterQueue, EmbeddedDeadLetters, SqsDeadLetters};
 
 use crate::backend::StoreArgs;
@@ -52,8 +50,6 @@ pub async fn dead_letter_queue(store: &StoreArgs) -> anyhow::Result<Arc<dyn Dead
         let queue = SqsDeadLetters::from_env(&urls.queue_url, &urls.dlq_url).await;
         return Ok(Arc::new(queue));
     }
-    let dir = store.data_dir();
-    let db = Database::open(&dir)
-        .with_context(|| format!("cannot open the embedded database in {}", dir.display()))?;
+    let db = crate::backend::open_database(&store.data_dir())?;
     Ok(Arc::new(EmbeddedDeadLetters::new(db)))
 }

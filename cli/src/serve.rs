@@ -59,14 +59,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args.store.data_dir();
     let _lock = lock_data_dir(&data_dir)?;
 
-    let backend = Backend::from_env(&args.store)?;
-    let store = backend.store();
+    // The queue always lives in the data directory, so serve creates it without a warning.
     let db = Database::open(&data_dir).with_context(|| {
         format!(
             "cannot open the embedded database in {}",
             data_dir.display()
         )
     })?;
+    let backend = Backend::from_env(&args.store)?;
+    let store = backend.store();
     let queue = SqliteQueue::new(db, Duration::from_secs(args.visibility_timeout));
     let reset = queue.reset_in_flight().await?;
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -87,7 +87,17 @@ pub fn target_for(base: &str, prefix: &str, counter_key: Option<&str>) -> anyhow
             "--target-url {base:?} must start with https:// (or http:// for local tests)"
         )));
     }
-    let mut target = format!("{}/webhooks/{prefix}", base.trim_end_matches('/'));
+    // Accept the full target form too (`.../webhooks/PREFIX`), as the template's output shows it.
+    let mut base = base.trim_end_matches('/');
+    if let Some((rest, given)) = base.rsplit_once("/webhooks/") {
+        if given != prefix {
+            bail!(UsageError(format!(
+                "--target-url ends in /webhooks/{given}, but --prefix is {prefix}: pass the base URL without /webhooks/..."
+            )));
+        }
+        base = rest;
+    }
+    let mut target = format!("{base}/webhooks/{prefix}");
     if let Some(key) = counter_key.filter(|key| *key != prefix) {
         target.push_str(&format!("?counter_key={key}"));
     }
@@ -113,11 +123,6 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         .begin_registration(&args.prefix, REGISTRATION_TTL)
         .await
         .context("cannot mark the registration pending")?;
-    let counter_key = args
-        .counter_key
-        .clone()
-        .unwrap_or_else(|| args.prefix.clone());
-    store.set_counter_key(&args.prefix, &counter_key).await?;
     info!(prefix = %args.prefix, project = %args.project, target = %target, store = %backend.describe(), "creating webhook; Asana now sends the handshake to the target");
 
     let created = match asana.create_webhook(&args.project, &target, &filters()).await {
@@ -128,7 +133,12 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
                     .await;
             bail!("Asana rejected the webhook (HTTP 403 {message:?}): {existing}");
         }
-        Err(error) => bail!("creating the webhook failed: {error}. Check that `autonumber serve` (or the ingest Lambda) answers at {target} and that the registration reaches it within {} minutes", REGISTRATION_TTL.as_secs() / 60),
+        Err(error) => bail!(
+            "creating the webhook failed: {}. Check that `autonumber serve` (or the ingest Lambda) answers at {target}, that it uses the same store as this command ({}; the same --data-dir or Upstash database), and that the handshake arrives within {} minutes",
+            error.to_string().trim_end_matches('.'),
+            backend.describe(),
+            REGISTRATION_TTL.as_secs() / 60
+        ),
     };
     let webhook_gid = created.data.gid.clone();
 
@@ -145,8 +155,44 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     store
         .set_webhook_gid(&args.prefix, secret, &webhook_gid)
         .await?;
+    let counter_key = args.counter_key.as_deref().unwrap_or(&args.prefix);
+    store.set_counter_key(&args.prefix, counter_key).await?;
 
     info!(webhook_gid = %webhook_gid, prefix = %args.prefix, "webhook created");
     println!("{webhook_gid}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_appends_route() {
+        let target = target_for("https://x.example/", "BUG", None).unwrap();
+        assert_eq!(target, "https://x.example/webhooks/BUG");
+    }
+
+    #[test]
+    fn target_accepts_full_form() {
+        let target = target_for("https://x.example/webhooks/BUG", "BUG", None).unwrap();
+        assert_eq!(target, "https://x.example/webhooks/BUG");
+    }
+
+    #[test]
+    fn target_rejects_other_prefix() {
+        assert!(target_for("https://x.example/webhooks/OPS", "BUG", None).is_err());
+        assert!(target_for("ftp://x.example", "BUG", None).is_err());
+    }
+
+    #[test]
+    fn target_keeps_legacy_counter_key() {
+        let target = target_for("https://x.example", "PLAT", Some("plat_counter")).unwrap();
+        assert_eq!(
+            target,
+            "https://x.example/webhooks/PLAT?counter_key=plat_counter"
+        );
+        let same = target_for("https://x.example", "PLAT", Some("PLAT")).unwrap();
+        assert_eq!(same, "https://x.example/webhooks/PLAT");
+    }
 }

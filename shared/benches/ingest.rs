@@ -1,6 +1,6 @@
 //! Benchmarks of the ingest path: signature verification, event selection, and a whole
 //! `Ingest::handle` call that commits to the embedded queue, on an empty queue and with a
-//! backlog; and the worker's receive query with a backlog.
+//! backlog. The worker's receive query is measured with a backlog too.
 //!
 //! Run with `cargo bench -p autonumber-shared --bench ingest`; figures are in BENCHMARKS.md.
 
@@ -55,9 +55,9 @@ fn selection(c: &mut Criterion) {
     });
 }
 
-/// Queue backlogs at which one delivery and one receive are measured. Asana's burst of a bulk
-/// import, with the worker draining 25 tasks a second under the default Asana budget, leaves
-/// thousands of rows in both the queue and the deduplication table.
+/// Queue backlogs at which one delivery and one receive are measured. The worker drains about
+/// 25 tasks a second under the default Asana budget, so a bulk import of thousands of tasks
+/// leaves about as many rows in the queue and in the deduplication table.
 const BACKLOG_ROWS: [usize; 3] = [100, 10_000, 50_000];
 
 /// An ingest over a fresh embedded database whose prefix BUG is registered with [`SECRET`].
@@ -125,8 +125,8 @@ impl Fixture {
         self.backlog_rows = rows;
     }
 
-    /// Deletes what one delivery of `body` enqueued, so every iteration sees the same backlog.
-    /// Queue ids only grow, so the delivery's rows are those above the backlog's.
+    /// Deletes what one delivery of `body` enqueued, so every iteration starts from the same
+    /// backlog. Queue ids only grow, so the delivery's rows are those above the backlog's.
     fn remove_delivery(&self, body: &[u8]) {
         let route = Route {
             prefix: "BUG".into(),
@@ -198,8 +198,8 @@ impl Fixture {
     }
 }
 
-/// One `Ingest::handle` call, signature to SQLite commit, on an empty queue. Each iteration's
-/// rows are deleted again, so the tables stay empty however many iterations criterion runs.
+/// Measures one `Ingest::handle` call, signature to SQLite commit, on an empty queue. Each
+/// iteration's rows are deleted again, so the tables stay empty however many iterations run.
 fn handle(c: &mut Criterion) {
     let fixture = Fixture::new();
     let mut group = c.benchmark_group("ingest_handle_sqlite");
@@ -212,7 +212,8 @@ fn handle(c: &mut Criterion) {
     group.finish();
 }
 
-/// One `Ingest::handle` call of one event, with a backlog of queued and deduplicated rows.
+/// Measures one `Ingest::handle` call of one event with a backlog of queued and deduplicated
+/// rows.
 fn handle_backlog(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest_handle_sqlite_backlog");
     group.sample_size(30);
@@ -227,8 +228,8 @@ fn handle_backlog(c: &mut Criterion) {
     group.finish();
 }
 
-/// One `SqliteQueue::receive` call, the worker's poll, with a backlog of one message per task.
-/// It holds the database connection that ingest's commits also need.
+/// Measures one `SqliteQueue::receive` call, the worker's poll, with a backlog of one message
+/// per task. The call locks the database connection that ingest's commits also need.
 fn receive_backlog(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue_receive_backlog");
     group.sample_size(30);

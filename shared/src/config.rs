@@ -34,7 +34,10 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<set, {} characters>", self.0.chars().count())
+        match self.0.chars().count() {
+            1 => write!(f, "<set, 1 character>"),
+            count => write!(f, "<set, {count} characters>"),
+        }
     }
 }
 
@@ -151,7 +154,10 @@ pub fn check_http_url(variable: &'static str, value: &str) -> Result<(), ConfigE
         _ => Err(ConfigError::invalid(
             variable,
             format!("is {value:?}, not an http(s) URL"),
-            "set a URL such as https://example.upstash.io",
+            match variable {
+                ASANA_API_URL => "set a URL such as https://app.asana.com/api/1.0, or unset it",
+                _ => "set a URL such as https://example.upstash.io",
+            },
         )),
     }
 }

@@ -81,7 +81,8 @@ impl Database {
     /// Opens (creating if needed) the database in `data_dir`.
     pub fn open(data_dir: &Path) -> rusqlite::Result<Self> {
         if let Err(error) = std::fs::create_dir_all(data_dir) {
-            return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(error)));
+            let message = format!("cannot create directory {}: {error}", data_dir.display());
+            return Err(rusqlite::Error::ToSqlConversionFailure(message.into()));
         }
         let path = data_dir.join(DATABASE_FILE);
         let connection = Connection::open(&path)?;
@@ -93,6 +94,11 @@ impl Database {
             connection: Arc::new(Mutex::new(connection)),
             path,
         })
+    }
+
+    /// Returns true when `data_dir` already holds a database file.
+    pub fn exists_in(data_dir: &Path) -> bool {
+        data_dir.join(DATABASE_FILE).is_file()
     }
 
     pub fn path(&self) -> &Path {

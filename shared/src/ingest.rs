@@ -13,7 +13,7 @@
 //! 8. events selected and enqueued: 200, or 503 when the queue did not accept them all, so
 //!    Asana redelivers. Nothing here waits for Asana.
 //!
-//! The store failing answers 503 too. Each rejection logs a warning (or debug for 405/404 noise)
+//! The store failing answers 503 too. Each rejection logs a warning (info for 405 and routing 404s)
 //! with the prefix and the source address, never a secret or signature.
 
 use std::sync::Arc;
@@ -182,8 +182,9 @@ impl IngestError {
     fn log(&self, source: &str) {
         let status = self.status().as_u16();
         match self {
+            // Scanners hit any public URL, so these stay below warn.
             IngestError::MethodNotAllowed(_) | IngestError::Route(_) => {
-                debug!(status, source, error = %self, "webhook request rejected")
+                info!(status, source, error = %self, "webhook request rejected")
             }
             IngestError::Store(_) | IngestError::Queue { .. } => {
                 tracing::error!(status, source, prefix = self.prefix(), error = %self, "webhook delivery not accepted; Asana will redeliver")

@@ -9,8 +9,12 @@ use super::Check;
 use crate::backend::{asana_client, AsanaArgs, Backend, StoreArgs};
 use crate::queues::sqs_urls_from_env;
 
-fn length(secret: &config::Secret) -> usize {
-    secret.expose().chars().count()
+/// Describes a secret's length, the only fact about it that doctor prints.
+fn length(secret: &config::Secret) -> String {
+    match secret.expose().chars().count() {
+        1 => "1 character".to_string(),
+        count => format!("{count} characters"),
+    }
 }
 
 pub fn check_store_config(args: &StoreArgs, checks: &mut Vec<Check>) -> Option<Backend> {
@@ -32,7 +36,7 @@ pub fn check_store_config(args: &StoreArgs, checks: &mut Vec<Check>) -> Option<B
     };
     let detail = match &upstash {
         Some(upstash) => format!(
-            "{}; {} set ({} characters)",
+            "{}; {} set ({})",
             backend.describe(),
             config::UPSTASH_TOKEN,
             length(&upstash.token)
@@ -89,7 +93,7 @@ pub fn check_asana_config(args: &AsanaArgs, checks: &mut Vec<Check>) -> Option<A
         }
     };
     let mut detail = format!(
-        "{} set ({} characters), API {}, {} requests per minute",
+        "{} set ({}), API {}, {} requests per minute",
         config::ASANA_PERSONAL_KEY,
         length(&asana.token),
         asana.api_url,
