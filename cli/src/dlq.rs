@@ -23,7 +23,9 @@ pub enum DlqCommand {
     /// Move dead-lettered messages back to the work queue, printing one line per message.
     ///
     /// Each message is sent to the work queue before it leaves the dead-letter queue, so an
-    /// interrupted replay loses nothing. Running it again finishes the job without duplicates.
+    /// interrupted replay loses nothing. Running it again finishes the job; within the
+    /// queue's 5-minute deduplication window the repeated send is dropped, and after it a
+    /// second copy only makes the worker reuse the task's number.
     /// Exits with status 1 when a message could not be moved.
     Replay(ReplayArgs),
     /// Delete every dead-lettered message. Asks for confirmation unless --yes is given.
