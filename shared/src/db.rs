@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS queue_dedup (
     dedup_id   TEXT PRIMARY KEY,
     expires_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS queue_dedup_expiry ON queue_dedup (expires_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     group_id      TEXT NOT NULL,

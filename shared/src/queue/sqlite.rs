@@ -88,10 +88,13 @@ impl SqliteQueue {
                 loop {
                     let head = tx
                         .query_row(
+                            // The oldest visible message that is the head of its group: the
+                            // index on (group_id, id) answers NOT EXISTS without a scan.
                             "SELECT id, group_id, dedup_id, body, receive_count, enqueued_at, \
-                             last_error FROM queue \
-                             WHERE id IN (SELECT MIN(id) FROM queue GROUP BY group_id) \
-                             AND visible_at <= ?1 ORDER BY id LIMIT 1",
+                             last_error FROM queue AS q WHERE visible_at <= ?1 \
+                             AND NOT EXISTS (SELECT 1 FROM queue AS p \
+                             WHERE p.group_id = q.group_id AND p.id < q.id) \
+                             ORDER BY id LIMIT 1",
                             [now],
                             |row| {
                                 Ok((
