@@ -1,8 +1,9 @@
 //! The real `ingest` and `worker` binaries under an emulator of the Lambda Runtime API: what a
 //! deployment runs, minus AWS.
 //!
-//! Each test builds both binaries with `cargo build -p ingest -p worker` (a no-op when they are
-//! current), starts one with `AWS_LAMBDA_RUNTIME_API` pointing at the emulator, the function
+//! With `AUTONUMBER_TEST_LAMBDA_DIR` set, the tests run the packaged `bootstrap` files that
+//! `cargo lambda build --release` wrote there. Otherwise each test builds both binaries with
+//! `cargo build -p ingest -p worker` (a no-op when they are current), starts one with `AWS_LAMBDA_RUNTIME_API` pointing at the emulator, the function
 //! variables `lambda_runtime` reads, and the configuration the function needs, then sends it
 //! events. The AWS SDK inside the binaries reaches moto through `AWS_ENDPOINT_URL`.
 //!
@@ -56,6 +57,20 @@ fn unique_prefix() -> String {
 }
 
 /// Builds both binaries once per test run and returns the directory that contains them.
+/// Returns the executable of `binary`: the `cargo lambda build` artefact
+/// `$AUTONUMBER_TEST_LAMBDA_DIR/<binary>/bootstrap` when that variable is set (as
+/// `scripts/test` does after packaging), else the debug build.
+async fn executable(binary: &str) -> PathBuf {
+    match std::env::var_os("AUTONUMBER_TEST_LAMBDA_DIR") {
+        Some(dir) => {
+            let path = PathBuf::from(dir).join(binary).join("bootstrap");
+            assert!(path.is_file(), "{} does not exist: run cargo lambda build --release", path.display());
+            path
+        }
+        None => binary_dir().await.join(binary),
+    }
+}
+
 async fn binary_dir() -> PathBuf {
     static BUILT: OnceCell<PathBuf> = OnceCell::const_new();
     BUILT
@@ -90,7 +105,7 @@ impl Function {
     /// Starts `binary` with only the given variables, the Lambda variables and dummy AWS
     /// credentials for moto, so nothing from the test's environment leaks in.
     async fn start(binary: &str, runtime: &RuntimeApi, env: &[(&str, String)]) -> Function {
-        let mut command = Command::new(binary_dir().await.join(binary));
+        let mut command = Command::new(executable(binary).await);
         command
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
