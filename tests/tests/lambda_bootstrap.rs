@@ -64,7 +64,11 @@ async fn executable(binary: &str) -> PathBuf {
     match std::env::var_os("AUTONUMBER_TEST_LAMBDA_DIR") {
         Some(dir) => {
             let path = PathBuf::from(dir).join(binary).join("bootstrap");
-            assert!(path.is_file(), "{} does not exist: run cargo lambda build --release", path.display());
+            assert!(
+                path.is_file(),
+                "{} does not exist: run cargo lambda build --release",
+                path.display()
+            );
             path
         }
         None => binary_dir().await.join(binary),
