@@ -134,7 +134,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             bail!("Asana rejected the webhook (HTTP 403 {message:?}): {existing}");
         }
         Err(error) => bail!(
-            "creating the webhook failed: {}. Check that `autonumber serve` (or the ingest Lambda) answers at {target}, that it uses the same store as this command ({}; the same --data-dir or Upstash database), and that the handshake arrives within {} minutes",
+            "creating the webhook failed: {}. Check that `autonumber serve` (or the ingest Lambda) responds at {target}, that it uses the same store as this command ({}; the same --data-dir or Upstash database), and that the handshake arrives within {} minutes",
             error.to_string().trim_end_matches('.'),
             backend.describe(),
             REGISTRATION_TTL.as_secs() / 60
@@ -148,9 +148,9 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .filter(|secret| secrets.iter().any(|s| s.secret == *secret));
     let Some(secret) = ours else {
-        warn!(webhook_gid = %webhook_gid, prefix = %args.prefix, "the handshake secret in Asana's answer is not one this receiver stored; deleting the webhook");
+        warn!(webhook_gid = %webhook_gid, prefix = %args.prefix, "the handshake secret in Asana's response is not one this receiver stored; deleting the webhook");
         asana.delete_webhook(&webhook_gid).await.ok();
-        bail!("the handshake for {target} was answered by another receiver: webhook {webhook_gid} was deleted again. Check that the target URL reaches this deployment's store");
+        bail!("the handshake for {target} was handled by another receiver: webhook {webhook_gid} was deleted again. Check that the target URL reaches this deployment's store");
     };
     store
         .set_webhook_gid(&args.prefix, secret, &webhook_gid)

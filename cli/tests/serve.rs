@@ -369,7 +369,7 @@ async fn handshake_answered_elsewhere_deletes_webhook() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("answered by another receiver"),
+        stderr.contains("handled by another receiver"),
         "{stderr}\nserve log:\n{}",
         pipeline.serve.log()
     );

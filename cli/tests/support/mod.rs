@@ -227,7 +227,7 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// Waits until the embedded queue holds no message, queued or in flight.
+    /// Waits until the embedded queue contains no message, queued or in flight.
     pub async fn wait_until_idle(&self) {
         let db = autonumber_shared::db::Database::open(self.dir.path()).unwrap();
         let queue = autonumber_shared::queue::SqliteQueue::new(db, Duration::from_secs(30));
