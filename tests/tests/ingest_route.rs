@@ -387,3 +387,12 @@ async fn rejections_never_log_secrets() {
         assert!(!text.contains(secret), "a secret reached the logs");
     }
 }
+
+#[tokio::test]
+async fn health_check_returns_ok() {
+    let setup = setup().await;
+    let request = Request::get("/healthz").body(Body::empty()).unwrap();
+    let (status, _, body) = send(&setup.router, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "ok");
+}

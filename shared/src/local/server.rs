@@ -6,6 +6,7 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 
 use crate::ingest::{Ingest, IngestRequest, MAX_BODY_BYTES};
@@ -14,9 +15,17 @@ use crate::ingest::{Ingest, IngestRequest, MAX_BODY_BYTES};
 /// [`MAX_BODY_BYTES`] with the prefix in its log line.
 const READ_LIMIT: usize = 4 * MAX_BODY_BYTES;
 
-/// Builds the router. Tests call it with `oneshot`; `serve` binds it to a socket.
+/// Builds the router. Tests call it with `oneshot`; `serve` binds it to a socket. Every path
+/// but `GET /healthz` (a liveness check for tunnels and process supervisors) goes to ingest.
 pub fn app(ingest: Ingest) -> Router {
-    Router::new().fallback(webhook).with_state(ingest)
+    Router::new()
+        .route("/healthz", get(health))
+        .fallback(webhook)
+        .with_state(ingest)
+}
+
+async fn health() -> &'static str {
+    "ok"
 }
 
 async fn webhook(State(ingest): State<Ingest>, request: Request) -> Response {
