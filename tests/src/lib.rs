@@ -7,6 +7,7 @@
 //!   binaries outside Lambda.
 //! - [`logs`]: captures a test's `tracing` output.
 //! - [`moto`]: SQS FIFO queues in the moto emulator.
+//! - [`services`]: the variables of the test services and unique names per test.
 //! - [`prism`]: a Prism proxy that checks requests and responses against Asana's OpenAPI
 //!   description.
 //!
@@ -17,3 +18,4 @@ pub mod lambda_runtime_api;
 pub mod logs;
 pub mod moto;
 pub mod prism;
+pub mod services;

@@ -11,11 +11,11 @@
 //! `AUTONUMBER_TEST_UPSTASH_URL` and `AUTONUMBER_TEST_UPSTASH_TOKEN`, which
 //! `scripts/with-services` sets.
 
+use autonumber_tests::services::{env_var, unique_prefix};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use autonumber_shared::queue::{Queue, SqsQueue, REASON_ATTRIBUTE};
 use autonumber_shared::signature::sign;
@@ -38,23 +38,6 @@ const PROJECT: &str = "1209100000000001";
 
 /// How long one invocation may take, and the deadline the emulator announces.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn env_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/test or scripts/with-services")
-    })
-}
-
-fn unique_prefix() -> String {
-    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let sequence = u64::from(SEQUENCE.fetch_add(1, Ordering::Relaxed));
-    let mixed = (nanos ^ (u64::from(std::process::id()) << 40)).wrapping_add(sequence);
-    format!("B{:X}", mixed % 0xFFFF_FFFF_FFFF)
-}
 
 /// Builds both binaries once per test run and returns the directory that contains them.
 /// Returns the executable of `binary`: the `cargo lambda build` artefact
@@ -246,7 +229,7 @@ fn assert_json_logs_without(logs: &[String], secrets: &[&str]) {
 
 #[tokio::test]
 async fn ingest_binary_answers_function_url_events() {
-    let prefix = unique_prefix();
+    let prefix = unique_prefix('B');
     let store = upstash_store();
     store
         .begin_registration(&prefix, Duration::from_secs(60))
@@ -295,7 +278,7 @@ async fn ingest_binary_answers_function_url_events() {
 
 #[tokio::test]
 async fn worker_binary_processes_sqs_event() {
-    let prefix = unique_prefix();
+    let prefix = unique_prefix('B');
     let fake = AsanaFake::start(ASANA_TOKEN).await.unwrap();
     fake.add_project(PROJECT);
     let task = fake.add_task(PROJECT, "Fix login");

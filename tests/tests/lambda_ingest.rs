@@ -5,9 +5,9 @@
 //! `AUTONUMBER_TEST_UPSTASH_URL` and `AUTONUMBER_TEST_UPSTASH_TOKEN`, which
 //! `scripts/with-services` sets.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use autonumber_tests::services::{env_var, unique_prefix};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use autonumber_shared::lambda::handle_function_url;
 use autonumber_shared::queue::SqsQueue;
@@ -25,23 +25,6 @@ const TASK_ADDED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/events/task_
 const TASK_GID: &str = "1208200000000101";
 const SECRET: &str = "fedcba9876543210fedcba9876543210";
 
-fn env_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/test or scripts/with-services")
-    })
-}
-
-fn unique_prefix() -> String {
-    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let sequence = u64::from(SEQUENCE.fetch_add(1, Ordering::Relaxed));
-    let mixed = (nanos ^ (u64::from(std::process::id()) << 40)).wrapping_add(sequence);
-    format!("I{:X}", mixed % 0xFFFF_FFFF_FFFF)
-}
-
 struct Setup {
     ingest: Ingest,
     queue: SqsQueue,
@@ -56,7 +39,7 @@ async fn setup(queue_url: Option<String>) -> Setup {
         &env_var("AUTONUMBER_TEST_UPSTASH_TOKEN"),
         reqwest::Client::new(),
     );
-    let prefix = unique_prefix();
+    let prefix = unique_prefix('I');
     store
         .begin_registration(&prefix, Duration::from_secs(60))
         .await

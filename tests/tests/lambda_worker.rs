@@ -5,9 +5,9 @@
 //! `AUTONUMBER_TEST_UPSTASH_URL` and `AUTONUMBER_TEST_UPSTASH_TOKEN`, which
 //! `scripts/with-services` sets. Each test makes its own queues, prefix and Asana fake.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use autonumber_tests::services::{env_var, unique_prefix};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use autonumber_shared::asana::{AsanaClient, RateLimits};
 use autonumber_shared::batch::{BatchMessage, BatchWorker};
@@ -27,24 +27,7 @@ use tokio::time::Instant;
 
 const PROJECT: &str = "1209000000000001";
 
-fn env_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/test or scripts/with-services")
-    })
-}
-
 /// Returns a prefix of `[A-Z][A-Z0-9]{0,15}` that no other test of this run uses.
-fn unique_prefix() -> String {
-    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let sequence = u64::from(SEQUENCE.fetch_add(1, Ordering::Relaxed));
-    let mixed = (nanos ^ (u64::from(std::process::id()) << 40)).wrapping_add(sequence);
-    format!("W{:X}", mixed % 0xFFFF_FFFF_FFFF)
-}
-
 /// Everything one test needs: the fake, the store, the queues and a batch worker.
 struct Setup {
     fake: AsanaFake,
@@ -78,7 +61,7 @@ impl Setup {
             dlq: SqsQueue::new(client.clone(), &queues.dlq_url),
             events: EventSource::new(client, &queues),
             queues,
-            prefix: unique_prefix(),
+            prefix: unique_prefix('W'),
         }
     }
 

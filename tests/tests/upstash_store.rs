@@ -4,6 +4,7 @@
 //! which `scripts/with-services` sets. Each test works under its own prefix and counter key, so
 //! the tests can share one Redis and run again without cleanup.
 
+use autonumber_tests::services::env_var;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -11,12 +12,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use autonumber_shared::store::{Store, StoreError, StoredSecret, UpstashStore};
 use serde_json::{json, Value};
-
-fn env_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/test or scripts/with-services")
-    })
-}
 
 fn url() -> String {
     env_var("AUTONUMBER_TEST_UPSTASH_URL")
