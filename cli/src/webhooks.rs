@@ -11,12 +11,13 @@
 //! to the prefix whose secret this store holds for it. `delete` removes the webhook in Asana and
 //! its secret from the store.
 
+use std::collections::HashSet;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use autonumber_shared::asana::AsanaError;
+use autonumber_shared::asana::{AsanaClient, AsanaError};
 use autonumber_shared::route::is_valid_prefix;
-use autonumber_shared::store::REGISTRATION_TTL;
+use autonumber_shared::store::{Store, REGISTRATION_TTL};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use tracing::{info, warn};
@@ -119,20 +120,46 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let backend = Backend::from_env(&args.store)?;
     let store = backend.store();
 
+    let before: HashSet<String> =
+        store.secrets(&args.prefix).await?.into_iter().map(|stored| stored.secret).collect();
     store
         .begin_registration(&args.prefix, REGISTRATION_TTL)
         .await
         .context("cannot mark the registration pending")?;
     info!(prefix = %args.prefix, project = %args.project, target = %target, store = %backend.describe(), "creating webhook; Asana now sends the handshake to the target");
 
-    let created = match asana.create_webhook(&args.project, &target, &filters()).await {
+    let result = register(&asana, store.as_ref(), &backend, &args, &target).await;
+    let confirmed = result.as_ref().ok().map(|(_, secret)| secret.as_str());
+    close_registration(store.as_ref(), &args.prefix, &before, confirmed).await?;
+    let (webhook_gid, _) = result?;
+
+    let counter_key = args.counter_key.as_deref().unwrap_or(&args.prefix);
+    store.set_counter_key(&args.prefix, counter_key).await?;
+    info!(webhook_gid = %webhook_gid, prefix = %args.prefix, "webhook created");
+    println!("{webhook_gid}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Calls `POST /webhooks` and checks the secret of Asana's response against the store.
+/// Returns the webhook gid and its secret.
+async fn register(
+    asana: &AsanaClient,
+    store: &dyn Store,
+    backend: &Backend,
+    args: &CreateArgs,
+    target: &str,
+) -> anyhow::Result<(String, String)> {
+    let created = match asana.create_webhook(&args.project, target, &filters()).await {
         Ok(created) => created,
         Err(AsanaError::Permanent { status: 403, message }) if message.contains("Duplicated") => {
             let existing =
-                admin::describe_duplicate(&asana, store.as_ref(), &args.project, &args.prefix, &target)
-                    .await;
+                admin::describe_duplicate(asana, store, &args.project, &args.prefix, target).await;
             bail!("Asana rejected the webhook (HTTP 403 {message:?}): {existing}");
         }
+        Err(AsanaError::NotFound) => bail!(
+            "project {} not found in Asana: check the gid (the number in the project's URL) and that the token's user can see the project",
+            args.project
+        ),
         Err(error) => bail!(
             "creating the webhook failed: {}. Check that `autonumber serve` (or the ingest Lambda) responds at {target}, that it uses the same store as this command ({}; the same --data-dir or Upstash database), and that the handshake arrives within {} minutes",
             error.to_string().trim_end_matches('.'),
@@ -145,22 +172,34 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let secrets = store.secrets(&args.prefix).await?;
     let ours = created
         .secret
-        .as_deref()
-        .filter(|secret| secrets.iter().any(|s| s.secret == *secret));
+        .filter(|secret| secrets.iter().any(|stored| stored.secret == *secret));
     let Some(secret) = ours else {
         warn!(webhook_gid = %webhook_gid, prefix = %args.prefix, "the handshake secret in Asana's response is not one this receiver stored; deleting the webhook");
         asana.delete_webhook(&webhook_gid).await.ok();
         bail!("the handshake for {target} was handled by another receiver: webhook {webhook_gid} was deleted again. Check that the target URL reaches this deployment's store");
     };
-    store
-        .set_webhook_gid(&args.prefix, secret, &webhook_gid)
-        .await?;
-    let counter_key = args.counter_key.as_deref().unwrap_or(&args.prefix);
-    store.set_counter_key(&args.prefix, counter_key).await?;
+    store.set_webhook_gid(&args.prefix, &secret, &webhook_gid).await?;
+    Ok((webhook_gid, secret))
+}
 
-    info!(webhook_gid = %webhook_gid, prefix = %args.prefix, "webhook created");
-    println!("{webhook_gid}");
-    Ok(ExitCode::SUCCESS)
+/// Ends the registration window: clears the pending mark, so no later handshake is accepted,
+/// and removes every secret stored during the window other than the one Asana's response
+/// confirmed, since only a handshake from someone else can have stored it.
+async fn close_registration(
+    store: &dyn Store,
+    prefix: &str,
+    before: &HashSet<String>,
+    confirmed: Option<&str>,
+) -> anyhow::Result<()> {
+    store.cancel_registration(prefix).await.context("cannot clear the pending registration")?;
+    for stored in store.secrets(prefix).await? {
+        if before.contains(&stored.secret) || Some(stored.secret.as_str()) == confirmed {
+            continue;
+        }
+        warn!(prefix, "removing a secret stored during the registration that Asana did not confirm");
+        store.remove_secret(prefix, &stored.secret).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -431,3 +431,82 @@ async fn zero_concurrency_is_rejected() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--concurrency"));
 }
+
+#[tokio::test]
+async fn failed_create_closes_registration() {
+    let pipeline = Pipeline::start(&[]).await;
+    let mut command = support::autonumber(pipeline.fake.url(), pipeline.dir.path());
+    command.args([
+        "webhooks",
+        "create",
+        "--project",
+        "1208399999999999",
+        "--prefix",
+        "NEW",
+    ]);
+    command.args(["--target-url", &pipeline.serve.url()]);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not found"));
+
+    let handshake = reqwest::Client::new()
+        .post(format!("{}/webhooks/NEW", pipeline.serve.url()))
+        .header("X-Hook-Secret", "late-handshake")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        handshake.status(),
+        404,
+        "a handshake after the failed create was accepted"
+    );
+}
+
+#[tokio::test]
+async fn unconfirmed_handshake_secret_is_removed() {
+    let pipeline = Pipeline::start(&[]).await;
+    pipeline.fake.add_project("1208300000000002");
+    // Hold Asana's create call so that another handshake arrives while it waits.
+    pipeline
+        .fake
+        .set_delay(Route::CreateWebhook, Duration::from_secs(2));
+    let mut command = support::autonumber(pipeline.fake.url(), pipeline.dir.path());
+    command.args([
+        "webhooks",
+        "create",
+        "--project",
+        "1208300000000002",
+        "--prefix",
+        "OPS",
+    ]);
+    command.args(["--target-url", &pipeline.serve.url()]);
+    let create = tokio::task::spawn_blocking(move || command.output().unwrap());
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let forged = reqwest::Client::new()
+        .post(format!("{}/webhooks/OPS", pipeline.serve.url()))
+        .header("X-Hook-Secret", "forged-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        200,
+        "the forged handshake came inside the window"
+    );
+
+    let output = create.await.unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "Asana's own handshake found no pending registration"
+    );
+    let db = autonumber_shared::db::Database::open(pipeline.dir.path()).unwrap();
+    let store = autonumber_shared::store::SqliteStore::new(db);
+    let secrets = autonumber_shared::store::Store::secrets(&store, "OPS")
+        .await
+        .unwrap();
+    assert!(secrets.is_empty(), "the unconfirmed secret is still stored");
+}

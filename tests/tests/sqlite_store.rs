@@ -133,3 +133,36 @@ async fn concurrent_assignment_gives_one_to_n() {
     let all: BTreeSet<u64> = numbers.values().flatten().copied().collect();
     assert_eq!(all, (1..=50).collect::<BTreeSet<u64>>());
 }
+
+#[tokio::test]
+async fn cancelled_registration_rejects_handshake() {
+    let (_dir, store) = store();
+    store
+        .begin_registration("BUG", REGISTRATION_TTL)
+        .await
+        .unwrap();
+    store.cancel_registration("BUG").await.unwrap();
+    assert!(!store.complete_registration("BUG", "late").await.unwrap());
+    assert!(store.secrets("BUG").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn remove_secret_keeps_the_others() {
+    let (_dir, store) = store();
+    for secret in ["keep", "drop"] {
+        store
+            .begin_registration("BUG", REGISTRATION_TTL)
+            .await
+            .unwrap();
+        assert!(store.complete_registration("BUG", secret).await.unwrap());
+    }
+    store.remove_secret("BUG", "drop").await.unwrap();
+    let left: Vec<String> = store
+        .secrets("BUG")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.secret)
+        .collect();
+    assert_eq!(left, ["keep"]);
+}

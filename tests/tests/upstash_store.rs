@@ -539,3 +539,34 @@ async fn debug_output_hides_token() {
     assert!(!debug.contains("very-secret-token"), "{debug}");
     assert!(debug.contains("127.0.0.1:1"), "{debug}");
 }
+
+#[tokio::test]
+async fn cancelled_registration_rejects_handshake() {
+    let store = store();
+    let prefix = unique_prefix("CR");
+    store
+        .begin_registration(&prefix, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    store.cancel_registration(&prefix).await.unwrap();
+    assert!(!store.registration_pending(&prefix).await.unwrap());
+    assert!(!store.complete_registration(&prefix, "late").await.unwrap());
+    assert!(store.secrets(&prefix).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn remove_secret_keeps_the_others() {
+    let store = store();
+    let prefix = unique_prefix("RS");
+    raw_command(&["SET", &format!("{prefix}_hook_secret"), "legacy"]).await;
+    register(&store, &prefix, "keep").await;
+    register(&store, &prefix, "drop").await;
+    store.set_webhook_gid(&prefix, "drop", "777").await.unwrap();
+
+    store.remove_secret(&prefix, "drop").await.unwrap();
+    store.remove_secret(&prefix, "legacy").await.unwrap();
+
+    let secrets = store.secrets(&prefix).await.unwrap();
+    assert_eq!(secrets, vec![secret("legacy", None), secret("keep", None)]);
+}

@@ -64,6 +64,15 @@ pub trait Store: Send + Sync {
     /// Returns true while a registration of `prefix` is pending and not expired.
     async fn registration_pending(&self, prefix: &str) -> Result<bool, StoreError>;
 
+    /// Removes one secret of `prefix` that no webhook was confirmed for (a handshake that
+    /// arrived while `webhooks create` waited, from someone other than Asana's request). The
+    /// legacy `{prefix}_hook_secret` of the earlier implementation is never removed here.
+    async fn remove_secret(&self, prefix: &str, secret: &str) -> Result<(), StoreError>;
+
+    /// Clears a pending registration of `prefix`, so no handshake is accepted for it; called
+    /// when `webhooks create` fails after marking the registration pending.
+    async fn cancel_registration(&self, prefix: &str) -> Result<(), StoreError>;
+
     /// Atomically checks that a registration of `prefix` is pending, adds `secret` to the
     /// prefix's secrets and clears the pending mark. Returns false, changing nothing, when no
     /// registration is pending.

@@ -94,6 +94,31 @@ impl Store for SqliteStore {
             .map_err(backend)
     }
 
+    async fn remove_secret(&self, prefix: &str, secret: &str) -> Result<(), StoreError> {
+        let (prefix, secret) = (prefix.to_string(), secret.to_string());
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "DELETE FROM secrets WHERE prefix = ?1 AND secret = ?2",
+                    params![prefix, secret],
+                )
+            })
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    async fn cancel_registration(&self, prefix: &str) -> Result<(), StoreError> {
+        let prefix = prefix.to_string();
+        self.db
+            .call(move |conn| {
+                conn.execute("DELETE FROM pending_registrations WHERE prefix = ?1", [prefix])
+            })
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
     async fn complete_registration(&self, prefix: &str, secret: &str) -> Result<bool, StoreError> {
         let (prefix, secret) = (prefix.to_string(), secret.to_string());
         self.db

@@ -191,6 +191,13 @@ impl UpstashStore {
     }
 }
 
+/// KEYS: the secrets list and the secret-to-webhook hash. ARGV: the secret.
+const REMOVE_SECRET_LUA: &str = r#"
+redis.call('LREM', KEYS[1], 0, ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"#;
+
 fn legacy_secret_key(prefix: &str) -> String {
     format!("{prefix}_hook_secret")
 }
@@ -247,6 +254,15 @@ impl Store for UpstashStore {
     async fn registration_pending(&self, prefix: &str) -> Result<bool, StoreError> {
         let reply = self.command(&["EXISTS", &pending_key(prefix)]).await?;
         Ok(integer(&reply)? == 1)
+    }
+
+    async fn remove_secret(&self, prefix: &str, secret: &str) -> Result<(), StoreError> {
+        let keys = [secrets_key(prefix), secret_webhooks_key(prefix)];
+        self.eval(REMOVE_SECRET_LUA, &as_strs(&keys), &[secret]).await.map(drop)
+    }
+
+    async fn cancel_registration(&self, prefix: &str) -> Result<(), StoreError> {
+        self.command(&["DEL", &pending_key(prefix)]).await.map(drop)
     }
 
     async fn complete_registration(&self, prefix: &str, secret: &str) -> Result<bool, StoreError> {
