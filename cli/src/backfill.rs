@@ -59,6 +59,12 @@ pub struct BackfillArgs {
     #[command(flatten)]
     key: CounterKeyArgs,
 
+    /// Start numbering under a prefix this store knows nothing about yet (no webhook secret,
+    /// no recorded counter key, counter at 0). Without it such a prefix is rejected as a
+    /// likely typo or wrong store.
+    #[arg(long)]
+    pub new_prefix: bool,
+
     /// Print the plan (task gid, current name, estimated number) without numbering anything.
     #[arg(long)]
     dry_run: bool,
@@ -105,6 +111,28 @@ impl Tally {
     }
 }
 
+/// Returns true when the store has anything for the prefix: a webhook secret (the earlier
+/// implementation's `{prefix}_hook_secret` included), a recorded counter key, or a counter
+/// above 0.
+async fn prefix_is_known(
+    store: &dyn autonumber_shared::store::Store,
+    prefix: &str,
+    counter_key: &str,
+) -> anyhow::Result<bool> {
+    if !store.secrets(prefix).await?.is_empty() {
+        return Ok(true);
+    }
+    if store
+        .prefixes()
+        .await?
+        .iter()
+        .any(|(known, _)| known == prefix)
+    {
+        return Ok(true);
+    }
+    Ok(store.counter(counter_key).await? > 0)
+}
+
 pub async fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     let format = NameFormat::parse(&args.name_format)
         .map_err(|e| UsageError(format!("--name-format: {e}")))?;
@@ -119,6 +147,14 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
                 args.prefix
             )));
         }
+    }
+    if !args.new_prefix && !prefix_is_known(store.as_ref(), &args.prefix, &counter_key.key).await? {
+        bail!(UsageError(format!(
+            "prefix {} is unknown to this store: no webhook secret, no recorded counter key and \
+             counter {} at 0. Check --prefix and the store (--data-dir or the Upstash variables), \
+             or pass --new-prefix to start numbering under it",
+            args.prefix, counter_key.key
+        )));
     }
     let worker = Worker::new(asana.clone(), store.clone(), format);
 

@@ -699,7 +699,7 @@ async fn backfill_resumed_after_limit_numbers_in_creation_order() {
     let setup = Setup::embedded().await;
     let (numbered, blank, tasks) = add_tasks(&setup, 228);
     setup.fake.add_subtask(&tasks[0], "A subtask");
-    let args = ["backfill", "--project", PROJECT, "--prefix", "BUG"];
+    let args = ["backfill", "--project", PROJECT, "--prefix", "BUG", "--new-prefix"];
 
     let first = setup.run(&[&args[..], &["--limit", "100"]].concat()).await;
     let named_after_first: Vec<String> = tasks
@@ -811,7 +811,7 @@ async fn backfill_reports_failed_tasks() {
     setup.fake.fail_next(Route::UpdateTask, 1, 403, None);
 
     let output = setup
-        .run(&["backfill", "--project", PROJECT, "--prefix", "BUG"])
+        .run(&["backfill", "--project", PROJECT, "--prefix", "BUG", "--new-prefix"])
         .await;
 
     assert_eq!(output.code, 1, "{output}");
