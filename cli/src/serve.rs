@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use autonumber_shared::config;
 use autonumber_shared::db::Database;
 use autonumber_shared::local::{app, WorkerPool, WorkerPoolConfig};
 use autonumber_shared::naming::{NameFormat, DEFAULT_NAME_FORMAT};
@@ -17,7 +18,7 @@ use autonumber_shared::queue::SqliteQueue;
 use autonumber_shared::{Ingest, Worker};
 use clap::Args;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::backend::{asana_client, AsanaArgs, Backend, StoreArgs};
 use crate::UsageError;
@@ -89,6 +90,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         messages_redelivered_after_restart = reset,
         "autonumber serve starting"
     );
+
+    if config::var(config::QUEUE_URL).is_some() || config::var(config::DLQ_URL).is_some() {
+        warn!(
+            data_dir = %data_dir.display(),
+            "AUTONUMBER_QUEUE_URL or AUTONUMBER_DLQ_URL is set, but serve always uses the embedded queue in its data directory; dlq and doctor run with the same variables inspect SQS instead"
+        );
+    }
 
     let worker = Worker::new(asana, store.clone(), format).with_dry_run(args.dry_run);
     let pool_config = WorkerPoolConfig {
