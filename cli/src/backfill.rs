@@ -273,11 +273,11 @@ async fn print_plan(
         .await
         .with_context(|| format!("cannot read counter {counter_key}"))?;
     println!(
-        "dry run: project {}, prefix {}, counter {counter_key} at {counter}: {} tasks to number, \
+        "dry run: project {}, prefix {}, counter {counter_key} at {counter}: {} to number, \
          oldest first ({} numbered already, {} with blank names). Nothing is written.",
         args.project,
         args.prefix,
-        scan.unnumbered.len(),
+        crate::text::count(scan.unnumbered.len() as u64, "task"),
         scan.numbered,
         scan.blank
     );

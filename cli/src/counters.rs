@@ -3,9 +3,12 @@
 //! A counter's value is the last number handed out, so the next task gets value + 1. The
 //! earlier Python implementation used the same meaning and kept the counter under the bare key
 //! `{counter_key}` in Redis, so a team moving from it points this tool at the same Upstash
-//! database and keeps counting. `set` rejects a value below the highest number already handed
-//! out (the counter's value or the highest number recorded for a task), because the next task
-//! would get a number that exists already.
+//! database and keeps counting. That implementation recorded no task numbers, so the numbers up
+//! to a counter's value may have been handed out even where no task record shows them. `set`
+//! therefore rejects a value below the counter's value or below the highest number recorded for
+//! a task, unless `--force` is given.
+
+mod repeat;
 
 use std::process::ExitCode;
 
@@ -18,16 +21,22 @@ use tracing::warn;
 
 use crate::backend::{Backend, StoreArgs};
 use crate::UsageError;
+use repeat::repeat_risk;
 
 #[derive(Debug, Subcommand)]
 pub enum CountersCommand {
     /// Show a prefix's counter: the last number handed out, the next number and the highest
     /// number recorded for a task.
+    ///
+    /// Warns on stderr when the store has nothing for the prefix (no webhook secret, no
+    /// recorded counter key, no numbers), which usually means a misspelt prefix or another
+    /// store than the one the webhooks use.
     Get(GetArgs),
     /// Set a prefix's counter to N, so the next task gets N+1.
     ///
-    /// Exits with status 2, changing nothing, when N is below the highest number already handed
-    /// out, unless --force is given.
+    /// Exits with status 2, changing nothing, when N is below the counter's value or below the
+    /// highest number recorded for a task, unless --force is given. With --counter-key, records
+    /// KEY as the prefix's counter key, and exits with status 2 when another key is recorded.
     Set(SetArgs),
 }
 
@@ -56,7 +65,8 @@ pub struct SetArgs {
     #[arg(value_name = "N")]
     value: u64,
 
-    /// Set N even when it is below the highest number already handed out, so numbers repeat.
+    /// Set N even when it is below the counter's value or the highest number recorded for a
+    /// task, so numbers may repeat.
     #[arg(long)]
     force: bool,
 
@@ -80,6 +90,24 @@ pub struct CounterKeyArgs {
 pub struct CounterKey {
     pub key: String,
     pub recorded: Option<String>,
+}
+
+impl CounterKey {
+    /// Returns the recorded key when the command uses another one (from `--counter-key`).
+    pub fn conflicting_record(&self) -> Option<&str> {
+        self.recorded
+            .as_deref()
+            .filter(|recorded| *recorded != self.key)
+    }
+
+    /// Returns the `--counter-key` option that a suggested command needs to use the same key:
+    /// empty when the key is the one used without the option.
+    fn option(&self, prefix: &str) -> String {
+        if self.key == self.recorded.as_deref().unwrap_or(prefix) {
+            return String::new();
+        }
+        format!(" --counter-key {}", self.key)
+    }
 }
 
 /// Checks the prefix and finds its counter key: `--counter-key`, else the key recorded in
@@ -125,22 +153,44 @@ pub async fn run(command: CountersCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
-    let store = Backend::from_env(&args.store)?.store();
-    let counter_key = resolve_counter_key(store.as_ref(), &args.prefix, &args.key).await?;
+/// A counter's value and the highest number recorded for a task of its prefix.
+struct CounterState {
+    value: u64,
+    max_assigned: Option<u64>,
+}
+
+async fn read_state(
+    store: &dyn Store,
+    prefix: &str,
+    counter_key: &CounterKey,
+) -> anyhow::Result<CounterState> {
     let value = store
         .counter(&counter_key.key)
         .await
         .with_context(|| format!("cannot read counter {}", counter_key.key))?;
     let max_assigned = store
-        .max_assigned(&args.prefix)
+        .max_assigned(prefix)
         .await
-        .with_context(|| format!("cannot read the numbers recorded for {}", args.prefix))?;
-    let behind = max_assigned.filter(|max| *max > value);
+        .with_context(|| format!("cannot read the numbers recorded for {prefix}"))?;
+    Ok(CounterState {
+        value,
+        max_assigned,
+    })
+}
+
+async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
+    let backend = Backend::from_env(&args.store)?;
+    let store = backend.store();
+    let prefix = &args.prefix;
+    let counter_key = resolve_counter_key(store.as_ref(), prefix, &args.key).await?;
+    let CounterState {
+        value,
+        max_assigned,
+    } = read_state(store.as_ref(), prefix, &counter_key).await?;
 
     if args.json {
         let output = json!({
-            "prefix": args.prefix,
+            "prefix": prefix,
             "counter_key": counter_key.key,
             "value": value,
             "next": value.saturating_add(1),
@@ -149,23 +199,71 @@ async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         println!("{output:#}");
     } else {
         let max = max_assigned.map_or_else(|| "none".to_owned(), |max| max.to_string());
-        println!("prefix:        {}", args.prefix);
+        println!("prefix:        {prefix}");
         println!("counter key:   {}", counter_key.key);
         println!("value:         {value} (last number handed out)");
-        println!("next:          {}-{}", args.prefix, value.saturating_add(1));
+        println!("next:          {prefix}-{}", value.saturating_add(1));
         println!("max assigned:  {max} (highest number recorded for a task)");
     }
-    if let Some(max) = behind {
+
+    // NOTE: the worker records the key of each number it hands out, so new tasks do not take
+    // their numbers from a key other than the recorded one. A suggested `counters set` for that
+    // key would be rejected, so this case gets the key warning and no suggestion.
+    if let Some(recorded) = counter_key.conflicting_record() {
         warn!(
-            prefix = %args.prefix,
-            "the counter ({value}) is below the highest recorded number ({max}), so the next \
-             task would repeat {}-{}: run `autonumber counters set {} {max}`",
-            args.prefix,
-            value.saturating_add(1),
-            args.prefix
+            prefix = %prefix,
+            "counter {} is not the counter key recorded for {prefix}, which is {recorded}, so \
+             new {prefix} tasks do not take their numbers from it. Leave out --counter-key to \
+             see the counter they use",
+            counter_key.key
         );
+    } else if let Some(max) = max_assigned.filter(|max| *max > value) {
+        warn_counter_behind(prefix, &counter_key, value, max);
+    }
+    if value == 0 && max_assigned.is_none() && counter_key.recorded.is_none() {
+        warn_if_unknown(store.as_ref(), &backend, prefix, &counter_key.key).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn warn_counter_behind(prefix: &str, counter_key: &CounterKey, value: u64, max: u64) {
+    warn!(
+        prefix = %prefix,
+        "the counter ({value}) is below the highest recorded number ({max}), so the next task \
+         would repeat {prefix}-{}: run `autonumber counters set {prefix} {max}{}`",
+        value.saturating_add(1),
+        counter_key.option(prefix)
+    );
+}
+
+/// Warns when the store has nothing for the prefix: no webhook secret (the earlier
+/// implementation's `{prefix}_hook_secret` included), no recorded counter key, no numbers
+/// recorded for tasks and a counter at 0. The caller checks all but the secrets.
+async fn warn_if_unknown(
+    store: &dyn Store,
+    backend: &Backend,
+    prefix: &str,
+    key: &str,
+) -> anyhow::Result<()> {
+    let secrets = store
+        .secrets(prefix)
+        .await
+        .with_context(|| format!("cannot read the webhook secrets of {prefix}"))?;
+    if !secrets.is_empty() {
+        return Ok(());
+    }
+    let check = match backend {
+        Backend::Embedded { .. } => "--data-dir (or AUTONUMBER_DATA_DIR) is the one serve uses",
+        Backend::Upstash(_) => "UPSTASH_REDIS_REST_URL names the database the Lambdas use",
+    };
+    warn!(
+        prefix = %prefix,
+        "the {} has nothing for prefix {prefix}: no webhook secret, no recorded counter key, \
+         no number recorded for a task, and counter {key} is 0 or unset. Check the spelling of \
+         the prefix and that {check}",
+        backend.describe()
+    );
+    Ok(())
 }
 
 async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
@@ -178,46 +276,85 @@ async fn set(args: SetArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     let store = Backend::from_env(&args.store)?.store();
-    let counter_key = resolve_counter_key(store.as_ref(), &args.prefix, &args.key).await?;
-    let current = store
-        .counter(&counter_key.key)
-        .await
-        .with_context(|| format!("cannot read counter {}", counter_key.key))?;
-    let max_assigned = store
-        .max_assigned(&args.prefix)
-        .await
-        .with_context(|| format!("cannot read the numbers recorded for {}", args.prefix))?;
-    let handed_out = current.max(max_assigned.unwrap_or(0));
     let prefix = &args.prefix;
+    let counter_key = resolve_counter_key(store.as_ref(), prefix, &args.key).await?;
+    if let Some(recorded) = counter_key.conflicting_record() {
+        bail!(UsageError(format!(
+            "--counter-key {} differs from the counter key {recorded} recorded for prefix \
+             {prefix} (by its webhook, its last numbered task or an earlier `counters set`), \
+             so nothing was changed. Leave out --counter-key to set counter {recorded}. To \
+             number {prefix} from {} instead, delete its webhook and create it again with \
+             `autonumber webhooks create --prefix {prefix} --counter-key {} ...`, which records \
+             the new key",
+            counter_key.key, counter_key.key, counter_key.key
+        )));
+    }
+    let state = read_state(store.as_ref(), prefix, &counter_key).await?;
 
-    if args.value < handed_out {
+    if let Some(risk) = repeat_risk(prefix, args.value, &state) {
         if !args.force {
             bail!(UsageError(format!(
-                "counters set {prefix} {} rejected: numbers up to {prefix}-{handed_out} were \
-                 already handed out, so the next task would get {prefix}-{}, which exists \
-                 already. Set {handed_out} or more, or pass --force to accept repeated numbers",
+                "counters set {prefix} {} rejected: {}. Set {} or more, or pass --force {}",
                 args.value,
-                args.value.saturating_add(1),
+                risk.text,
+                risk.minimum,
+                risk.force_hint()
             )));
         }
-        warn!(
-            prefix = %prefix,
-            "--force: numbers {prefix}-{} to {prefix}-{handed_out} will be handed out again",
-            args.value.saturating_add(1)
-        );
+        warn!(prefix = %prefix, "--force: {}", risk.text);
     }
 
+    let recording = args.key.counter_key.is_some() && counter_key.recorded.is_none();
+    if recording {
+        store
+            .set_counter_key(prefix, &counter_key.key)
+            .await
+            .with_context(|| {
+                format!("cannot record counter key {} for {prefix}", counter_key.key)
+            })?;
+    }
     // NOTE: reading the counter and setting it are two store calls. A number handed out
     // between them is overwritten, so run this while no deliveries arrive for the prefix.
     store
         .set_counter(&counter_key.key, args.value)
         .await
         .with_context(|| format!("cannot set counter {}", counter_key.key))?;
+
+    let recorded_note = if recording {
+        format!(
+            "; counter key {} is now recorded for {prefix}",
+            counter_key.key
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{prefix}: counter {} set to {} (was {current}); the next task gets {prefix}-{}",
+        "{prefix}: counter {} set to {} (was {}); the next task gets {prefix}-{}{recorded_note}",
         counter_key.key,
         args.value,
+        state.value,
         args.value.saturating_add(1)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_key_option_only_for_other_key() {
+        let key = |key: &str, recorded: Option<&str>| CounterKey {
+            key: key.into(),
+            recorded: recorded.map(str::to_owned),
+        };
+
+        assert_eq!(key("BUG", None).option("BUG"), "");
+        assert_eq!(key("legacy", Some("legacy")).option("BUG"), "");
+        assert_eq!(key("OTHER", None).option("BUG"), " --counter-key OTHER");
+        assert_eq!(
+            key("BUG", Some("legacy")).option("BUG"),
+            " --counter-key BUG"
+        );
+    }
 }

@@ -17,8 +17,13 @@ use crate::UsageError;
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// List dead-lettered messages without removing them: prefix, task, reason, receive count
-    /// and time since the message was dead-lettered.
+    /// List dead-lettered messages without removing them: id, prefix, task, receive count,
+    /// time since the message was dead-lettered, and reason.
+    ///
+    /// On the embedded queue the id is the message id that `serve` logs as `message_id`. On SQS
+    /// it is the dead-letter queue's message id, and listing receives the messages, because SQS
+    /// has no other way to read them: each `dlq list` adds one to their receive count. They are
+    /// made visible again as soon as the listing ends (within 30 seconds if it is interrupted).
     List(ListArgs),
     /// Move dead-lettered messages back to the work queue, printing one line per message.
     ///
@@ -34,7 +39,8 @@ pub enum DlqCommand {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Maximum number of messages to show.
+    /// Maximum number of messages to show, oldest first on the embedded queue (SQS returns
+    /// them in no fixed order).
     #[arg(long, default_value_t = 100, value_name = "COUNT",
           value_parser = clap::value_parser!(u64).range(1..))]
     limit: u64,
@@ -86,10 +92,12 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
 async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let queue = dead_letter_queue(&args.store).await?;
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
-    let letters = queue
-        .list(limit)
-        .await
-        .with_context(|| format!("cannot list the dead letters of the {}", queue.describe()))?;
+    let letters = queue.list(limit).await.with_context(|| {
+        format!(
+            "cannot list the dead letters of the {}",
+            queue.describe_dead_letters()
+        )
+    })?;
 
     if args.json {
         let rows: Vec<_> = letters.iter().map(letter_json).collect();
@@ -97,7 +105,10 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if letters.is_empty() {
-        println!("No dead-lettered messages in the {}.", queue.describe());
+        println!(
+            "No dead-lettered messages in the {}.",
+            queue.describe_dead_letters()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     print_table(&letters);
@@ -193,7 +204,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let summary = queue
         .replay(&options, &mut report)
         .await
-        .with_context(|| format!("replay from the {} stopped", queue.describe()))?;
+        .with_context(|| format!("replay from the {} stopped", queue.describe_dead_letters()))?;
 
     if args.dry_run {
         println!(
@@ -221,27 +232,34 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let queue = dead_letter_queue(&args.store).await?;
-    let depth = queue
-        .depth()
-        .await
-        .with_context(|| format!("cannot count the dead letters of the {}", queue.describe()))?;
-    if depth.dead == 0 {
-        println!("No dead-lettered messages in the {}.", queue.describe());
+    let dead = queue.dead_count().await.with_context(|| {
+        format!(
+            "cannot count the dead letters of the {}",
+            queue.describe_dead_letters()
+        )
+    })?;
+    if dead == 0 {
+        println!(
+            "No dead-lettered messages in the {}.",
+            queue.describe_dead_letters()
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    if !args.yes && !confirm(depth.dead, &queue.describe())? {
+    if !args.yes && !confirm(dead, &queue.describe_dead_letters())? {
         println!("Purge cancelled; nothing was deleted.");
         return Ok(ExitCode::from(1));
     }
 
-    let purged = queue
-        .purge()
-        .await
-        .with_context(|| format!("cannot purge the dead letters of the {}", queue.describe()))?;
+    let purged = queue.purge().await.with_context(|| {
+        format!(
+            "cannot purge the dead letters of the {}",
+            queue.describe_dead_letters()
+        )
+    })?;
     println!(
         "Purged {} from the {}.",
         count(purged, "dead-lettered message"),
-        queue.describe()
+        queue.describe_dead_letters()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -120,8 +120,12 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let backend = Backend::from_env(&args.store)?;
     let store = backend.store();
 
-    let before: HashSet<String> =
-        store.secrets(&args.prefix).await?.into_iter().map(|stored| stored.secret).collect();
+    let before: HashSet<String> = store
+        .secrets(&args.prefix)
+        .await?
+        .into_iter()
+        .map(|stored| stored.secret)
+        .collect();
     store
         .begin_registration(&args.prefix, REGISTRATION_TTL)
         .await
@@ -178,7 +182,9 @@ async fn register(
         asana.delete_webhook(&webhook_gid).await.ok();
         bail!("the handshake for {target} was handled by another receiver: webhook {webhook_gid} was deleted again. Check that the target URL reaches this deployment's store");
     };
-    store.set_webhook_gid(&args.prefix, &secret, &webhook_gid).await?;
+    store
+        .set_webhook_gid(&args.prefix, &secret, &webhook_gid)
+        .await?;
     Ok((webhook_gid, secret))
 }
 
@@ -191,12 +197,18 @@ async fn close_registration(
     before: &HashSet<String>,
     confirmed: Option<&str>,
 ) -> anyhow::Result<()> {
-    store.cancel_registration(prefix).await.context("cannot clear the pending registration")?;
+    store
+        .cancel_registration(prefix)
+        .await
+        .context("cannot clear the pending registration")?;
     for stored in store.secrets(prefix).await? {
         if before.contains(&stored.secret) || Some(stored.secret.as_str()) == confirmed {
             continue;
         }
-        warn!(prefix, "removing a secret stored during the registration that Asana did not confirm");
+        warn!(
+            prefix,
+            "removing a secret stored during the registration that Asana did not confirm"
+        );
         store.remove_secret(prefix, &stored.secret).await?;
     }
     Ok(())

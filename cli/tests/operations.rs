@@ -198,6 +198,228 @@ async fn counters_explicit_key_overrides_recorded_key() {
     assert_eq!(get.json()["value"], 9);
 }
 
+#[tokio::test]
+async fn counters_set_with_key_records_it() {
+    let setup = Setup::embedded().await;
+    let store = setup.sqlite_store();
+
+    let set = setup
+        .run(&[
+            "counters",
+            "set",
+            "NEWX",
+            "30",
+            "--counter-key",
+            "newx_counter",
+        ])
+        .await;
+    let get = setup.run(&["counters", "get", "NEWX", "--json"]).await;
+    let next = store
+        .assign_number("NEWX", "newx_counter", "new-task")
+        .await
+        .unwrap();
+
+    assert_eq!(set.code, 0, "{set}");
+    assert!(
+        set.stdout
+            .contains("counter key newx_counter is now recorded for NEWX"),
+        "{set}"
+    );
+    assert_eq!(
+        store.prefixes().await.unwrap(),
+        vec![("NEWX".to_owned(), "newx_counter".to_owned())]
+    );
+    assert_eq!(get.json()["counter_key"], "newx_counter", "{get}");
+    assert_eq!(get.json()["value"], 30, "{get}");
+    assert_eq!(next.number, 31);
+}
+
+#[tokio::test]
+async fn counters_set_rejects_other_recorded_key() {
+    let setup = Setup::upstash().await;
+    let prefix = unique_prefix("REC");
+    let recorded = format!("{}_counter", prefix.to_lowercase());
+    let store = upstash_store();
+    store.set_counter_key(&prefix, &recorded).await.unwrap();
+    store.set_counter(&recorded, 4).await.unwrap();
+
+    let output = setup
+        .run(&[
+            "counters",
+            "set",
+            &prefix,
+            "30",
+            "--counter-key",
+            "other_counter",
+        ])
+        .await;
+
+    assert_eq!(output.code, 2, "{output}");
+    assert!(
+        output.stderr.contains("--counter-key other_counter"),
+        "{output}"
+    );
+    assert!(
+        output.stderr.contains(&recorded),
+        "names the recorded key: {output}"
+    );
+    assert!(
+        output.stderr.contains("Leave out --counter-key"),
+        "{output}"
+    );
+    assert!(output.stderr.contains("webhooks create"), "{output}");
+    assert_eq!(
+        store.counter("other_counter").await.unwrap(),
+        0,
+        "nothing set"
+    );
+    assert_eq!(store.counter(&recorded).await.unwrap(), 4);
+    let prefixes = store.prefixes().await.unwrap();
+    let entry = prefixes.iter().find(|(known, _)| *known == prefix);
+    assert_eq!(
+        entry,
+        Some(&(prefix.clone(), recorded.clone())),
+        "record kept"
+    );
+}
+
+#[tokio::test]
+async fn counters_set_below_counter_says_numbers_may_exist() {
+    let setup = Setup::embedded().await;
+    let store = setup.sqlite_store();
+    assign(&store, "BUG", 5).await;
+    let raised = setup.run(&["counters", "set", "BUG", "100"]).await;
+
+    let rejected = setup.run(&["counters", "set", "BUG", "50"]).await;
+    let forced = setup
+        .run(&["counters", "set", "BUG", "50", "--force"])
+        .await;
+
+    assert_eq!(raised.code, 0, "{raised}");
+    assert_eq!(rejected.code, 2, "{rejected}");
+    let message = &rejected.stderr;
+    assert!(message.contains("BUG's counter is at 100"), "{rejected}");
+    assert!(message.contains("may have been handed out"), "{rejected}");
+    assert!(
+        message.contains("the highest recorded for a task is BUG-5"),
+        "{rejected}"
+    );
+    assert!(
+        message.contains("BUG-51 to BUG-100 again if they were"),
+        "{rejected}"
+    );
+    assert!(message.contains("Set 100 or more"), "{rejected}");
+    assert!(!message.contains("exists already"), "{rejected}");
+    assert_eq!(forced.code, 0, "{forced}");
+    assert!(
+        forced
+            .stderr
+            .contains("BUG-51 to BUG-100 again if they were"),
+        "{forced}"
+    );
+    assert_eq!(store.counter("BUG").await.unwrap(), 50);
+}
+
+#[tokio::test]
+async fn counters_get_suggestion_uses_recorded_key() {
+    let setup = Setup::embedded().await;
+    let store = setup.sqlite_store();
+    store.set_counter_key("BUG", "legacy_bug").await.unwrap();
+    for task in ["901", "902"] {
+        store
+            .assign_number("BUG", "legacy_bug", task)
+            .await
+            .unwrap();
+    }
+    store.set_counter("legacy_bug", 1).await.unwrap();
+
+    let output = setup.run(&["counters", "get", "BUG"]).await;
+
+    assert_eq!(output.code, 0, "{output}");
+    assert!(
+        output
+            .stderr
+            .contains("run `autonumber counters set BUG 2`"),
+        "the recorded key needs no option: {output}"
+    );
+}
+
+#[tokio::test]
+async fn counters_get_other_key_warns_about_record() {
+    let setup = Setup::embedded().await;
+    assign(&setup.sqlite_store(), "BUG", 5).await;
+
+    let output = setup
+        .run(&["counters", "get", "BUG", "--counter-key", "OTHER"])
+        .await;
+
+    assert_eq!(output.code, 0, "{output}");
+    assert!(
+        output
+            .stderr
+            .contains("counter OTHER is not the counter key recorded for BUG, which is BUG"),
+        "{output}"
+    );
+    assert!(
+        !output.stderr.contains("counters set BUG 5`"),
+        "no suggestion without the key: {output}"
+    );
+}
+
+#[tokio::test]
+async fn counters_get_unknown_prefix_warns() {
+    let setup = Setup::embedded().await;
+    assign(&setup.sqlite_store(), "BUG", 1).await;
+
+    let unknown = setup.run(&["counters", "get", "NOPE"]).await;
+    let known = setup.run(&["counters", "get", "BUG"]).await;
+
+    assert_eq!(unknown.code, 0, "{unknown}");
+    assert!(
+        unknown.stdout.contains("next:          NOPE-1"),
+        "{unknown}"
+    );
+    assert!(
+        unknown.stderr.contains("has nothing for prefix NOPE"),
+        "{unknown}"
+    );
+    assert!(unknown.stderr.contains("--data-dir"), "{unknown}");
+    assert!(
+        !unknown.stdout.contains("nothing for prefix"),
+        "the warning goes to stderr: {unknown}"
+    );
+    assert_eq!(known.code, 0, "{known}");
+    assert!(!known.stderr.contains("has nothing for prefix"), "{known}");
+}
+
+#[tokio::test]
+async fn counters_get_legacy_secret_makes_prefix_known() {
+    let setup = Setup::upstash().await;
+    let legacy = unique_prefix("OLD");
+    let unknown = unique_prefix("NEW");
+    upstash_command(&["SET", &format!("{legacy}_hook_secret"), "legacy-secret"]).await;
+
+    let with_secret = setup.run(&["counters", "get", &legacy]).await;
+    let without = setup.run(&["counters", "get", &unknown]).await;
+
+    assert_eq!(with_secret.code, 0, "{with_secret}");
+    assert!(
+        !with_secret.stderr.contains("has nothing for prefix"),
+        "{with_secret}"
+    );
+    assert_eq!(without.code, 0, "{without}");
+    assert!(
+        without
+            .stderr
+            .contains(&format!("has nothing for prefix {unknown}")),
+        "{without}"
+    );
+    assert!(
+        without.stderr.contains("UPSTASH_REDIS_REST_URL"),
+        "{without}"
+    );
+}
+
 // --- webhooks list / delete / create duplicate ---------------------------------------------
 
 #[tokio::test]
@@ -399,6 +621,33 @@ async fn dlq_list_embedded_limit_and_table() {
 }
 
 #[tokio::test]
+async fn dlq_list_embedded_id_is_message_id() {
+    let setup = Setup::embedded().await;
+    let queue = SqliteQueue::new(setup.database(), Duration::from_secs(30));
+    queue
+        .enqueue(&[job("BUG", "7501"), job("BUG", "7502")])
+        .await
+        .unwrap();
+    let done = queue.receive().await.unwrap().expect("the first message");
+    queue.delete(done.id).await.unwrap();
+    let failed = queue.receive().await.unwrap().expect("the second message");
+    queue.dead_letter(failed.id, "HTTP 403").await.unwrap();
+
+    let output = setup.run(&["dlq", "list", "--json"]).await;
+    let replay = setup.run(&["dlq", "replay", "--dry-run"]).await;
+
+    assert_eq!(output.code, 0, "{output}");
+    let rows = output.json();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows:#}");
+    assert_eq!(failed.id, 2, "the dead letter is not the first queue row");
+    assert_eq!(rows[0]["id"], "2", "{rows:#}");
+    assert!(
+        replay.stdout.contains("would replay message 2 "),
+        "{replay}"
+    );
+}
+
+#[tokio::test]
 async fn dlq_replay_embedded_moves_only_prefix() {
     let setup = Setup::embedded().await;
     dead_letter_embedded(
@@ -550,9 +799,11 @@ async fn dlq_list_sqs_both_reasons() {
     seed_sqs_dead_letters(&queues).await;
 
     let output = setup.run(&["dlq", "list", "--json"]).await;
+    let visible_after_list = sqs_counts(&queues.dlq_url).await;
     let again = setup.run(&["dlq", "list", "--json"]).await;
 
     assert_eq!(output.code, 0, "{output}");
+    assert_eq!(visible_after_list, (2, 0), "visible again at once");
     let rows = output.json();
     assert_eq!(rows.as_array().unwrap().len(), 2, "{rows:#}");
     let sent = find(&rows, "task_gid", "8001");
@@ -566,15 +817,51 @@ async fn dlq_list_sqs_both_reasons() {
     assert_eq!(moved["prefix"], "OPS");
     assert_eq!(moved["reason"], "max receives exceeded");
     assert!(moved["receive_count"].as_u64().unwrap() >= 1, "{moved}");
+    let again = again.json();
     assert_eq!(
-        again.json().as_array().unwrap().len(),
+        again.as_array().unwrap().len(),
         2,
         "listing consumes nothing"
+    );
+    assert_eq!(
+        find(&again, "task_gid", "8002")["receive_count"],
+        moved["receive_count"].as_u64().unwrap() + 1,
+        "each list receives the moved message once more, as the help says"
+    );
+    assert_eq!(
+        find(&again, "task_gid", "8001")["receive_count"],
+        1,
+        "the worker's recorded count does not change"
     );
     assert_eq!(
         sqs_counts(&queues.dlq_url).await,
         (2, 0),
         "visible again at once"
+    );
+}
+
+#[tokio::test]
+async fn dlq_list_sqs_wrong_url_prints_one_line() {
+    let mut setup = Setup::embedded().await;
+    let queues = sqs_queues("dlqwrong").await;
+    setup.use_sqs(&queues);
+    let wrong = format!("{}/123456789012/nope.fifo", moto::sqs_endpoint());
+    setup.set("AUTONUMBER_DLQ_URL", &wrong);
+
+    let output = setup.run(&["dlq", "list"]).await;
+
+    assert_eq!(output.code, 1, "{output}");
+    assert_eq!(output.stdout, "", "{output}");
+    let error = output.stderr.trim_end();
+    assert_eq!(error.lines().count(), 1, "{output}");
+    assert!(error.len() < 600, "{} bytes: {output}", error.len());
+    assert!(error.contains("ReceiveMessage"), "{output}");
+    assert!(error.contains(&wrong), "{output}");
+    assert!(error.contains("NonExistentQueue"), "{output}");
+    assert!(error.contains("Check AUTONUMBER_DLQ_URL"), "{output}");
+    assert!(
+        !error.contains(&queues.queue_url),
+        "names only the DLQ: {output}"
     );
 }
 
@@ -666,7 +953,13 @@ async fn dlq_purge_sqs_with_yes() {
 
     assert_eq!(without_yes.code, 2, "{without_yes}");
     assert_eq!(purged.code, 0, "{purged}");
-    assert!(purged.stdout.contains("Purged 2"), "{purged}");
+    assert_eq!(
+        purged.stdout.trim_end(),
+        format!(
+            "Purged 2 dead-lettered messages from the SQS dead-letter queue {}.",
+            queues.dlq_url
+        )
+    );
     assert_eq!(sqs_counts(&queues.dlq_url).await, (0, 0));
 }
 
@@ -699,7 +992,14 @@ async fn backfill_resumed_after_limit_numbers_in_creation_order() {
     let setup = Setup::embedded().await;
     let (numbered, blank, tasks) = add_tasks(&setup, 228);
     setup.fake.add_subtask(&tasks[0], "A subtask");
-    let args = ["backfill", "--project", PROJECT, "--prefix", "BUG", "--new-prefix"];
+    let args = [
+        "backfill",
+        "--project",
+        PROJECT,
+        "--prefix",
+        "BUG",
+        "--new-prefix",
+    ];
 
     let first = setup.run(&[&args[..], &["--limit", "100"]].concat()).await;
     let named_after_first: Vec<String> = tasks
@@ -811,7 +1111,14 @@ async fn backfill_reports_failed_tasks() {
     setup.fake.fail_next(Route::UpdateTask, 1, 403, None);
 
     let output = setup
-        .run(&["backfill", "--project", PROJECT, "--prefix", "BUG", "--new-prefix"])
+        .run(&[
+            "backfill",
+            "--project",
+            PROJECT,
+            "--prefix",
+            "BUG",
+            "--new-prefix",
+        ])
         .await;
 
     assert_eq!(output.code, 1, "{output}");

@@ -46,6 +46,10 @@ impl DeadLetterQueue for EmbeddedDeadLetters {
         format!("embedded queue in {}", self.db.path().display())
     }
 
+    fn describe_dead_letters(&self) -> String {
+        self.describe()
+    }
+
     async fn depth(&self) -> Result<Depth, QueueError> {
         let (queued, dead) = self.queue.depth().await?;
         Ok(Depth {

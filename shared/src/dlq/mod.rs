@@ -12,7 +12,7 @@ mod embedded;
 mod sqs;
 
 pub use embedded::EmbeddedDeadLetters;
-pub use sqs::{SqsDeadLetters, HOLD_VISIBILITY, MAX_RECEIVES_REASON};
+pub use sqs::{SqsDeadLetters, HOLD_VISIBILITY, LIST_VISIBILITY, MAX_RECEIVES_REASON};
 
 use std::time::Duration;
 
@@ -24,7 +24,8 @@ use crate::queue::QueueError;
 /// One dead-lettered message, read without consuming it.
 #[derive(Debug, Clone)]
 pub struct DeadLetterEntry {
-    /// Row id of the embedded dead-letter table, or the SQS message id.
+    /// Message id: on the embedded queue the id of the queue row, which `serve` logs as
+    /// `message_id`, and on SQS the dead-letter queue's message id.
     pub id: String,
     /// Message group: the task gid.
     pub group_id: String,
@@ -135,11 +136,22 @@ pub trait DeadLetterQueue: Send + Sync {
     /// Names the queues, for messages: a path or the queue URLs.
     fn describe(&self) -> String;
 
+    /// Names the dead-letter queue alone, for messages about an action on it: a path or the
+    /// dead-letter queue's URL.
+    fn describe_dead_letters(&self) -> String;
+
     /// Returns the number of messages in the work queue and in the dead-letter queue.
     async fn depth(&self) -> Result<Depth, QueueError>;
 
+    /// Returns the number of messages in the dead-letter queue, reading only that queue where
+    /// the two are separate.
+    async fn dead_count(&self) -> Result<u64, QueueError> {
+        Ok(self.depth().await?.dead)
+    }
+
     /// Returns up to `limit` dead letters, oldest first where the queue keeps an order, and
-    /// leaves them in the queue.
+    /// leaves them in the queue. On SQS this receives them, which adds one to each message's
+    /// receive count.
     async fn list(&self, limit: usize) -> Result<Vec<DeadLetterEntry>, QueueError>;
 
     /// Moves dead letters back to the work queue, calling `report` once per message seen.

@@ -7,9 +7,10 @@
 //! attribute.
 //!
 //! Reading a message from SQS means receiving it, which hides it for a visibility timeout and
-//! adds one to its receive count. `list` and a replay make the messages they leave behind
-//! visible again at once with `ChangeMessageVisibility` 0. If the process dies first, they
-//! reappear after [`HOLD_VISIBILITY`].
+//! adds one to its receive count. SQS has no other way to read a message, so every `list`
+//! raises the receive count of the messages it shows by one. `list` and a replay make the
+//! messages they leave behind visible again at once with `ChangeMessageVisibility` 0. If the
+//! process dies first, they reappear after [`LIST_VISIBILITY`] or [`HOLD_VISIBILITY`].
 //!
 //! A replay sends the copy to the work queue and only then deletes the original. The copy keeps
 //! the message group and carries a deduplication id derived from the dead letter's message id,
@@ -22,15 +23,18 @@
 //! group is hidden, so `list` and a replay can miss later messages of a task whose first dead
 //! letter they hold. Running the replay again picks them up.
 
+mod errors;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
 };
 use sha2::{Digest, Sha256};
+
+use errors::{failed, locate, DLQ_URL_VARIABLE, QUEUE_URL_VARIABLE};
 
 use super::{
     DeadLetterEntry, DeadLetterQueue, Depth, ReplayOptions, ReplayOutcome, ReplayReporter,
@@ -38,14 +42,20 @@ use super::{
 };
 use crate::db::now_millis;
 use crate::queue::{
-    QueueError, SqsQueue, MAX_BATCH_ENTRIES, REASON_ATTRIBUTE, RECEIVE_COUNT_ATTRIBUTE,
+    MessageCounts, QueueError, SqsQueue, MAX_BATCH_ENTRIES, REASON_ATTRIBUTE,
+    RECEIVE_COUNT_ATTRIBUTE,
 };
 
 /// The reason shown for a message that SQS moved after too many receives.
 pub const MAX_RECEIVES_REASON: &str = "max receives exceeded";
 
-/// How long a received dead letter stays hidden while `list` or a replay works on it.
+/// How long a received dead letter stays hidden while a replay works on it.
 pub const HOLD_VISIBILITY: Duration = Duration::from_secs(60);
+
+/// How long a dead letter stays hidden while `list` pages through the queue. Shorter than
+/// [`HOLD_VISIBILITY`] because `list` only reads, and the messages must stay hidden only until
+/// the listing ends, when they are made visible again anyway.
+pub const LIST_VISIBILITY: Duration = Duration::from_secs(30);
 
 /// Long-poll wait of each receive. A long poll queries all of SQS's servers, so an empty
 /// response means the queue has no visible message.
@@ -60,13 +70,6 @@ pub struct SqsDeadLetters {
     client: aws_sdk_sqs::Client,
     work: SqsQueue,
     dead: SqsQueue,
-}
-
-fn unavailable(operation: &str, url: &str, error: impl std::error::Error) -> QueueError {
-    QueueError::Unavailable(format!(
-        "SQS {operation} on {url} failed: {}",
-        DisplayErrorContext(error)
-    ))
 }
 
 fn seconds(duration: Duration) -> i32 {
@@ -105,7 +108,7 @@ impl SqsDeadLetters {
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(|error| unavailable("ReceiveMessage", url, error))?;
+            .map_err(|error| failed("ReceiveMessage", url, DLQ_URL_VARIABLE, error))?;
         let now = now_millis();
         Ok(output
             .messages()
@@ -121,11 +124,15 @@ impl SqsDeadLetters {
             .send_message(&letter.body, &letter.group_id, &replay_dedup_id(letter))
             .await
             .map(drop)
+            .map_err(|error| locate(self.work.queue_url(), QUEUE_URL_VARIABLE, error))
     }
 
     /// Deletes a received dead letter.
     pub async fn delete(&self, letter: &DeadLetterEntry) -> Result<(), QueueError> {
-        self.dead.delete(receipt_handle(letter)?).await
+        self.dead
+            .delete(receipt_handle(letter)?)
+            .await
+            .map_err(|error| locate(self.dead.queue_url(), DLQ_URL_VARIABLE, error))
     }
 
     /// Makes received dead letters visible again at once.
@@ -139,7 +146,11 @@ impl SqsDeadLetters {
                     .receipt_handle(receipt_handle(letter)?)
                     .visibility_timeout(0)
                     .build()
-                    .map_err(|error| unavailable("ChangeMessageVisibilityBatch", url, error))?;
+                    .map_err(|error| {
+                        QueueError::Unavailable(format!(
+                            "cannot build a ChangeMessageVisibilityBatch entry: {error}"
+                        ))
+                    })?;
                 entries.push(entry);
             }
             let output = self
@@ -149,7 +160,9 @@ impl SqsDeadLetters {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|error| unavailable("ChangeMessageVisibilityBatch", url, error))?;
+                .map_err(|error| {
+                    failed("ChangeMessageVisibilityBatch", url, DLQ_URL_VARIABLE, error)
+                })?;
             if let Some(failed) = output.failed().first() {
                 return Err(QueueError::Unavailable(format!(
                     "SQS ChangeMessageVisibilityBatch on {url} failed for {} messages: {}",
@@ -162,7 +175,7 @@ impl SqsDeadLetters {
     }
 
     /// Makes received messages visible again. A failure only delays them, because they reappear
-    /// after [`HOLD_VISIBILITY`] anyway, so it is logged and not returned.
+    /// after their visibility timeout anyway, so it is logged and not returned.
     async fn release_in_flight(&self, in_flight: InFlight) {
         let letters: Vec<DeadLetterEntry> = in_flight.0.into_values().collect();
         if let Err(error) = self.release(&letters).await {
@@ -172,6 +185,13 @@ impl SqsDeadLetters {
                 "could not make dead letters visible again; they reappear after the visibility timeout"
             );
         }
+    }
+
+    async fn dead_counts(&self) -> Result<MessageCounts, QueueError> {
+        self.dead
+            .message_counts()
+            .await
+            .map_err(|error| locate(self.dead.queue_url(), DLQ_URL_VARIABLE, error))
     }
 
     /// Replays one received dead letter. Every outcome but `Replayed` leaves it received.
@@ -284,9 +304,17 @@ impl DeadLetterQueue for SqsDeadLetters {
         )
     }
 
+    fn describe_dead_letters(&self) -> String {
+        format!("SQS dead-letter queue {}", self.dead.queue_url())
+    }
+
     async fn depth(&self) -> Result<Depth, QueueError> {
-        let work = self.work.message_counts().await?;
-        let dead = self.dead.message_counts().await?;
+        let work = self
+            .work
+            .message_counts()
+            .await
+            .map_err(|error| locate(self.work.queue_url(), QUEUE_URL_VARIABLE, error))?;
+        let dead = self.dead_counts().await?;
         Ok(Depth {
             queued: work.visible,
             in_flight: Some(work.in_flight),
@@ -300,7 +328,7 @@ impl DeadLetterQueue for SqsDeadLetters {
         let mut seen = HashSet::new();
         let result = async {
             while listed.len() < limit {
-                let batch = self.receive(HOLD_VISIBILITY).await?;
+                let batch = self.receive(LIST_VISIBILITY).await?;
                 let before = listed.len();
                 for letter in batch {
                     if seen.insert(letter.id.clone()) && listed.len() < limit {
@@ -355,9 +383,17 @@ impl DeadLetterQueue for SqsDeadLetters {
         result.map(|()| summary)
     }
 
+    async fn dead_count(&self) -> Result<u64, QueueError> {
+        let dead = self.dead_counts().await?;
+        Ok(dead.visible + dead.in_flight)
+    }
+
     async fn purge(&self) -> Result<u64, QueueError> {
-        let before = self.dead.message_counts().await?;
-        self.dead.purge().await?;
+        let before = self.dead_counts().await?;
+        self.dead
+            .purge()
+            .await
+            .map_err(|error| locate(self.dead.queue_url(), DLQ_URL_VARIABLE, error))?;
         Ok(before.visible + before.in_flight)
     }
 }

@@ -296,10 +296,14 @@ fn move_to_dead_letters(
     reason: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
+    // The dead letter keeps the message's id, which the logs name as `message_id`, so that
+    // `dlq list` shows the same id. A row dead-lettered before ids were kept can hold that id
+    // already, and then NULL makes SQLite pick a new one.
     tx.execute(
         "INSERT INTO dead_letters \
-         (group_id, dedup_id, body, reason, receive_count, enqueued_at, dead_at) \
-         SELECT group_id, dedup_id, body, ?2, receive_count, enqueued_at, ?3 \
+         (id, group_id, dedup_id, body, reason, receive_count, enqueued_at, dead_at) \
+         SELECT CASE WHEN EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1) THEN NULL \
+         ELSE id END, group_id, dedup_id, body, ?2, receive_count, enqueued_at, ?3 \
          FROM queue WHERE id = ?1",
         params![id, reason, now],
     )?;

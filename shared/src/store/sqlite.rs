@@ -112,7 +112,10 @@ impl Store for SqliteStore {
         let prefix = prefix.to_string();
         self.db
             .call(move |conn| {
-                conn.execute("DELETE FROM pending_registrations WHERE prefix = ?1", [prefix])
+                conn.execute(
+                    "DELETE FROM pending_registrations WHERE prefix = ?1",
+                    [prefix],
+                )
             })
             .await
             .map(drop)

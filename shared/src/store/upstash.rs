@@ -258,7 +258,9 @@ impl Store for UpstashStore {
 
     async fn remove_secret(&self, prefix: &str, secret: &str) -> Result<(), StoreError> {
         let keys = [secrets_key(prefix), secret_webhooks_key(prefix)];
-        self.eval(REMOVE_SECRET_LUA, &as_strs(&keys), &[secret]).await.map(drop)
+        self.eval(REMOVE_SECRET_LUA, &as_strs(&keys), &[secret])
+            .await
+            .map(drop)
     }
 
     async fn cancel_registration(&self, prefix: &str) -> Result<(), StoreError> {
