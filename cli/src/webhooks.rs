@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use autonumber_shared::asana::{AsanaClient, AsanaError};
-use autonumber_shared::route::is_valid_prefix;
+use autonumber_shared::route::{is_valid_counter_key, is_valid_prefix};
 use autonumber_shared::store::{Store, REGISTRATION_TTL};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -112,13 +112,14 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             args.prefix
         )));
     }
-    let target = target_for(&args.target_url, &args.prefix, args.counter_key.as_deref())?;
-    if target.starts_with("http://") {
-        warn!(target = %target, "plain http target: Asana only delivers to public https URLs, so use this only against a local fake");
-    }
     let (asana, _) = asana_client(&args.asana)?;
     let backend = Backend::from_env(&args.store)?;
     let store = backend.store();
+    let counter_key = resolve_counter_key(store.as_ref(), &args).await?;
+    let target = target_for(&args.target_url, &args.prefix, Some(&counter_key))?;
+    if target.starts_with("http://") {
+        warn!(target = %target, "plain http target: Asana only delivers to public https URLs, so use this only against a local fake");
+    }
 
     let before: HashSet<String> = store
         .secrets(&args.prefix)
@@ -137,11 +138,38 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     close_registration(store.as_ref(), &args.prefix, &before, confirmed).await?;
     let (webhook_gid, _) = result?;
 
-    let counter_key = args.counter_key.as_deref().unwrap_or(&args.prefix);
-    store.set_counter_key(&args.prefix, counter_key).await?;
+    store.set_counter_key(&args.prefix, &counter_key).await?;
     info!(webhook_gid = %webhook_gid, prefix = %args.prefix, "webhook created");
     println!("{webhook_gid}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Returns the counter the new webhook numbers from: `--counter-key`, else the key recorded for
+/// the prefix, else the prefix. A key that differs from the recorded one is rejected, because
+/// two projects of one prefix counting from two counters would repeat numbers.
+async fn resolve_counter_key(store: &dyn Store, args: &CreateArgs) -> anyhow::Result<String> {
+    let recorded = store
+        .prefixes()
+        .await?
+        .into_iter()
+        .find(|(prefix, _)| *prefix == args.prefix)
+        .map(|(_, key)| key);
+    let key = match (&args.counter_key, recorded) {
+        (Some(asked), Some(recorded)) if *asked != recorded => bail!(UsageError(format!(
+            "--counter-key {asked} differs from the counter key {recorded} recorded for prefix {}: \
+             numbers from two counters would repeat. Leave out --counter-key to use {recorded}",
+            args.prefix
+        ))),
+        (Some(asked), _) => asked.clone(),
+        (None, Some(recorded)) => recorded,
+        (None, None) => args.prefix.clone(),
+    };
+    if !is_valid_counter_key(&key) {
+        bail!(UsageError(format!(
+            "--counter-key {key:?} is invalid: use 1 to 64 characters A-Z, a-z, 0-9, _ : . -"
+        )));
+    }
+    Ok(key)
 }
 
 /// Calls `POST /webhooks` and checks the secret of Asana's response against the store.

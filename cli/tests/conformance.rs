@@ -43,7 +43,7 @@ async fn pipeline_requests_conform_to_asana_spec() {
         "Prism rejected a request:\n{log}"
     );
     assert!(
-        !pipeline.serve.log().contains("422"),
+        !pipeline.serve.log().contains("HTTP 422"),
         "{}",
         pipeline.serve.log()
     );
@@ -86,7 +86,7 @@ async fn operator_requests_conform_to_asana_spec() {
             "{args:?} failed through Prism:\n{stderr}"
         );
         assert!(
-            !stderr.contains("422"),
+            !stderr.contains("HTTP 422"),
             "{args:?}: Prism rejected a request:\n{stderr}"
         );
     }

@@ -510,3 +510,88 @@ async fn unconfirmed_handshake_secret_is_removed() {
         .unwrap();
     assert!(secrets.is_empty(), "the unconfirmed secret is still stored");
 }
+
+#[tokio::test]
+async fn two_prefixes_on_one_task_settle() {
+    let pipeline = Pipeline::start(&[]).await;
+    let output = support::create_webhook(
+        pipeline.fake.url(),
+        pipeline.dir.path(),
+        &pipeline.serve,
+        "OPS",
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let task = pipeline.fake.add_task(PROJECT, "Shared");
+    pipeline
+        .fake
+        .wait_until("both prefixes to number the task", WAIT, |fake| {
+            fake.renames().len() >= 2
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}\n{}", pipeline.serve.log()));
+    // Let the echoes of both renames come back and be processed.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pipeline.wait_until_idle().await;
+    }
+
+    let name = pipeline.fake.task_name(&task).unwrap();
+    assert_eq!(
+        pipeline.fake.renames().len(),
+        2,
+        "the task kept being renamed: {name}"
+    );
+    assert!(
+        name == "OPS-1: BUG-1: Shared" || name == "BUG-1: OPS-1: Shared",
+        "unexpected name {name}"
+    );
+}
+
+#[tokio::test]
+async fn second_project_keeps_recorded_counter_key() {
+    let pipeline = Pipeline::start(&[]).await;
+    pipeline.fake.add_project("1208300000000002");
+    let create = |counter_key: Option<&str>| {
+        let mut command = support::autonumber(pipeline.fake.url(), pipeline.dir.path());
+        command.args([
+            "webhooks",
+            "create",
+            "--project",
+            "1208300000000002",
+            "--prefix",
+            "BUG",
+        ]);
+        command.args(["--target-url", &pipeline.serve.url()]);
+        if let Some(key) = counter_key {
+            command.args(["--counter-key", key]);
+        }
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+
+    let conflicting = create(Some("other_counter")).await.unwrap();
+    assert_eq!(conflicting.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&conflicting.stderr).contains("recorded for prefix BUG"));
+
+    let output = create(None).await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let first = pipeline.fake.add_task(PROJECT, "From project one");
+    pipeline
+        .wait_for_name(&first, "BUG-1: From project one")
+        .await;
+    let second = pipeline
+        .fake
+        .add_task("1208300000000002", "From project two");
+    pipeline
+        .wait_for_name(&second, "BUG-2: From project two")
+        .await;
+}

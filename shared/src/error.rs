@@ -47,6 +47,17 @@ impl IngestError {
         }
     }
 
+    /// Returns the message for the response body. Store and queue failures stay in the log:
+    /// their text names internal services, which a caller on the internet has no use for.
+    pub fn public_message(&self) -> String {
+        match self {
+            IngestError::Store(_) | IngestError::Queue { .. } => {
+                "temporarily unavailable; the delivery was not accepted, retry later".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Returns the prefix the request was routed to, when routing got that far.
     pub fn prefix(&self) -> Option<&str> {
         match self {

@@ -12,15 +12,24 @@ use serde::Deserialize;
 use crate::job::Job;
 use crate::route::Route;
 
-#[derive(Debug, Clone, Deserialize)]
+/// A parsed delivery. Events that do not have the expected shape are counted in `malformed`
+/// and left out, so one odd event does not make Asana retry (and finally delete the webhook
+/// over) the whole delivery.
+#[derive(Debug, Clone)]
 pub struct Delivery {
     pub events: Vec<Event>,
+    pub malformed: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawDelivery {
+    events: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Event {
     pub action: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub created_at: String,
     pub resource: Resource,
     #[serde(default)]
@@ -62,7 +71,21 @@ pub struct Selection {
 
 /// Parses a delivery body. Fails on invalid JSON or a missing `events` array.
 pub fn parse_delivery(body: &[u8]) -> Result<Delivery, serde_json::Error> {
-    serde_json::from_slice(body)
+    let raw: RawDelivery = serde_json::from_slice(body)?;
+    let total = raw.events.len();
+    let events: Vec<Event> = raw
+        .events
+        .into_iter()
+        .filter_map(|value| serde_json::from_value(value).ok())
+        .collect();
+    Ok(Delivery {
+        malformed: total - events.len(),
+        events,
+    })
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Returns why `event` cannot need a number, or `None` when it can.
@@ -198,6 +221,15 @@ mod tests {
                 DropReason::Duplicate
             ]
         );
+    }
+
+    #[test]
+    fn malformed_event_is_left_out() {
+        let body = br#"{"events":[{"action":"added"},{"action":"changed","created_at":null,"resource":{"gid":"1","resource_type":"task"},"change":{"field":"name"}}]}"#;
+        let delivery = parse_delivery(body).unwrap();
+        assert_eq!(delivery.malformed, 1);
+        assert_eq!(delivery.events.len(), 1);
+        assert_eq!(delivery.events[0].created_at, "");
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl Ingest {
                 error.log(request.source);
                 IngestResponse::json(
                     error.status(),
-                    serde_json::json!({ "error": error.to_string() }),
+                    serde_json::json!({ "error": error.public_message() }),
                 )
             }
         }
@@ -148,6 +148,13 @@ impl Ingest {
             prefix: route.prefix.clone(),
             reason: error.to_string(),
         })?;
+        if delivery.malformed > 0 {
+            warn!(
+                prefix = %route.prefix,
+                malformed = delivery.malformed,
+                "events without the expected fields were left out of the delivery"
+            );
+        }
         let selection = select(route, &delivery);
         for (task_gid, reason) in &selection.dropped {
             debug!(prefix = %route.prefix, task_gid, ?reason, "event dropped");

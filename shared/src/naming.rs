@@ -106,6 +106,19 @@ pub fn starts_with_number(prefix: &str, name: &str) -> bool {
     }
 }
 
+/// Returns true when `name` contains `{prefix}-{number}` as a whole token: not preceded by a
+/// letter, digit or `-`, and not followed by a digit (so `BUG-1` is not found in `XBUG-1` or
+/// `BUG-12`).
+pub fn contains_number(prefix: &str, number: u64, name: &str) -> bool {
+    let needle = format!("{prefix}-{number}");
+    name.match_indices(&needle).any(|(start, _)| {
+        let before = name[..start].chars().next_back();
+        let after = name[start + needle.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '-')
+            && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
 /// Returns the number at the start of `name` under `prefix`, as `starts_with_number` finds it.
 pub fn leading_number(prefix: &str, name: &str) -> Option<u64> {
     if !starts_with_number(prefix, name) {
@@ -195,6 +208,16 @@ mod tests {
             NameFormat::parse("{number}{number} {name}"),
             Err(NameFormatError::Number(_))
         ));
+    }
+
+    #[test]
+    fn contains_number_finds_whole_tokens() {
+        assert!(contains_number("BUG", 1, "OPS-1: BUG-1: Fix"));
+        assert!(contains_number("BUG", 1, "BUG-1"));
+        assert!(contains_number("BUG", 7, "[BUG-7] x"));
+        assert!(!contains_number("BUG", 1, "BUG-12: Fix"));
+        assert!(!contains_number("BUG", 1, "XBUG-1: Fix"));
+        assert!(!contains_number("BUG", 1, "Fix"));
     }
 
     #[test]

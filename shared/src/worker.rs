@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::asana::{AsanaClient, AsanaError, Task};
 use crate::job::Job;
-use crate::naming::{has_number, is_blank, NameFormat};
+use crate::naming::{contains_number, has_number, is_blank, NameFormat};
 use crate::store::{Store, StoreError};
 
 /// Result of a message processed without error.
@@ -144,6 +144,10 @@ impl Worker {
             tracing::debug!(?skip, "task skipped");
             return Ok(skip);
         }
+        if self.carries_recorded_number(job, task, deadline).await? {
+            tracing::debug!("task name carries its recorded number after another prefix's");
+            return Ok(Outcome::AlreadyNumbered);
+        }
 
         let assignment = self
             .call("assign number", deadline, || {
@@ -185,6 +189,24 @@ impl Worker {
         })
     }
 
+    /// Returns true when the name contains the number recorded for this task under this prefix
+    /// anywhere, not only at the start. A task in two numbered projects is named
+    /// `OPS-1: BUG-1: Fix` once both have numbered it; without this check each prefix would
+    /// put its number in front again, forever.
+    async fn carries_recorded_number(
+        &self,
+        job: &Job,
+        task: &Task,
+        deadline: Option<Instant>,
+    ) -> Result<bool, ProcessError> {
+        let recorded = self
+            .call("read task number", deadline, || {
+                self.store.task_number(&job.prefix, &job.task_gid)
+            })
+            .await?;
+        Ok(recorded.is_some_and(|number| contains_number(&job.prefix, number, &task.name)))
+    }
+
     /// Returns why a task needs no number, if it does not.
     pub fn skip_reason(&self, prefix: &str, task: &Task) -> Option<Outcome> {
         if task.parent.is_some() {
@@ -224,7 +246,8 @@ impl Worker {
             .sleep(tokio::time::sleep)
             .when(|error: &E| error.is_transient())
             .adjust(|error: &E, delay| {
-                let delay = error.retry_after().or(delay)?;
+                // `delay` is None once the attempts are used up; a 429 does not extend them.
+                let delay = error.retry_after().unwrap_or(delay?);
                 let fits = deadline.is_none_or(|deadline| Instant::now() + delay < deadline);
                 fits.then_some(delay)
             })

@@ -264,13 +264,18 @@ async fn error_message(response: Response) -> String {
 
 async fn parse_json<T: DeserializeOwned>(response: Response) -> Result<T, AsanaError> {
     let status = response.status().as_u16();
-    response
-        .json()
-        .await
-        .map_err(|error| AsanaError::Permanent {
-            status,
-            message: format!("unexpected response body: {}", without_url(&error)),
-        })
+    // Reading the body can fail in transit (timeout, reset); only a body that arrived and is
+    // not the expected JSON is permanent.
+    let body = response.bytes().await.map_err(|error| {
+        AsanaError::Transient(format!(
+            "reading the response failed: {}",
+            without_url(&error)
+        ))
+    })?;
+    serde_json::from_slice(&body).map_err(|error| AsanaError::Permanent {
+        status,
+        message: format!("unexpected response body: {error}"),
+    })
 }
 
 /// Describes a reqwest error without its URL, whose query could carry ids of no use in logs.

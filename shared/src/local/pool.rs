@@ -104,9 +104,10 @@ impl WorkerPool {
             }
         };
 
-        let heartbeat = self.keep_invisible(message.id);
+        // Dropping the guard stops the heartbeat, also when processing panics.
+        let heartbeat = AbortOnDrop(self.keep_invisible(message.id));
         let processed = self.worker.process(&job, None).await;
-        heartbeat.abort();
+        drop(heartbeat);
 
         let result = match processed {
             Ok(_) => self.queue.delete(message.id).await,
@@ -160,5 +161,14 @@ impl WorkerPool {
     fn redelivery_delay(&self, receive_count: u32) -> Duration {
         let seconds = 1u64 << receive_count.min(16);
         Duration::from_secs(seconds).min(self.config.max_redelivery_delay)
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
