@@ -11,8 +11,14 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the subscriber. Fails, naming the variable, when `RUST_LOG` is set but invalid.
+pub fn init(format: LogFormat) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(&value).map_err(|error| {
+            format!("RUST_LOG {value:?} is invalid ({error}): set a filter such as info or autonumber_shared=debug")
+        })?,
+        _ => EnvFilter::new("info"),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -25,4 +31,5 @@ pub fn init(format: LogFormat) {
             .with_current_span(true)
             .init(),
     }
+    Ok(())
 }

@@ -79,7 +79,10 @@ async fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    if let Err(message) = logging::init(cli.log_format) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
 
     match run(cli.command).await {
         Ok(code) => code,

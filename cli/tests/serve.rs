@@ -595,3 +595,15 @@ async fn second_project_keeps_recorded_counter_key() {
         .wait_for_name(&second, "BUG-2: From project two")
         .await;
 }
+
+#[tokio::test]
+async fn invalid_rust_log_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = support::autonumber("http://127.0.0.1:9", dir.path())
+        .env("RUST_LOG", "autonumber=loud")
+        .args(["serve"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("RUST_LOG"));
+}
