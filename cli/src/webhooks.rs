@@ -1,9 +1,10 @@
 //! `autonumber webhooks`: create, list and delete Asana webhooks.
 //!
 //! `create` marks a registration pending in the store (so the receiver accepts one handshake for
-//! the prefix), calls `POST /webhooks`, which blocks until the receiver answered Asana's
-//! handshake, and checks that the secret in the 201 body is one the receiver stored: otherwise
-//! someone else answered the handshake, and the webhook is deleted again. When Asana rejects
+//! the prefix), calls `POST /webhooks`, which blocks until the receiver has responded to Asana's
+//! handshake, and checks that the secret in the 201 body is one the receiver stored. Otherwise
+//! someone else handled the handshake, and the webhook is deleted again. Whatever the outcome,
+//! the registration window is then closed. When Asana rejects
 //! the webhook as a duplicate, `create` looks up the existing one and describes how to reuse or
 //! remove it.
 //!

@@ -13,7 +13,7 @@
 //! 8. events selected and enqueued: 200, or 503 when the queue did not accept them all, so
 //!    Asana redelivers. Nothing here waits for Asana.
 //!
-//! The store failing answers 503 too. Each rejection logs a warning (info for 405 and routing 404s)
+//! A store failure returns 503 too. Each rejection logs a warning (info for 405 and routing 404s)
 //! with the prefix and the source address, never a secret or signature.
 
 use std::sync::Arc;
