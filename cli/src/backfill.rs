@@ -59,7 +59,7 @@ pub struct BackfillArgs {
     #[command(flatten)]
     key: CounterKeyArgs,
 
-    /// Start numbering under a prefix this store knows nothing about yet (no webhook secret,
+    /// Start numbering under a prefix this store has no record of yet (no webhook secret,
     /// no recorded counter key, counter at 0). Without it such a prefix is rejected as a
     /// likely typo or wrong store.
     #[arg(long)]

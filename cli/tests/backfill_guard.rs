@@ -1,4 +1,4 @@
-//! `autonumber backfill` refuses a prefix that the store knows nothing about, which is most
+//! `autonumber backfill` rejects a prefix that the store has no record of, which is most
 //! often a typo or the wrong store, unless `--new-prefix` says it is meant.
 
 mod support;

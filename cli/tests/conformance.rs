@@ -1,6 +1,6 @@
 //! Every request the pipeline makes to Asana, checked against Asana's official OpenAPI
 //! description: `serve` and `webhooks create` talk to Prism (`prism proxy --errors`), which
-//! answers 422 to a request the spec rejects and forwards the rest to the Asana fake.
+//! returns 422 for a request the spec rejects and forwards the rest to the Asana fake.
 
 mod support;
 

@@ -221,7 +221,7 @@ async fn ack_does_not_wait_for_slow_asana() {
         .await
         .unwrap();
 
-    // The delivery is answered while the worker still waits for the task read.
+    // The delivery gets its response while the worker still waits for the task read.
     assert_eq!(deliveries.last().unwrap().status, Some(200));
     assert_eq!(pipeline.fake.task_name(&task).unwrap(), "Slow");
     assert!(pipeline.fake.renames().is_empty());

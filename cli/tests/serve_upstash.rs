@@ -4,41 +4,34 @@
 
 mod support;
 
+use autonumber_tests::services::{env_var, upstash_command};
 use support::{Pipeline, EXTRA_ENV, PROJECT};
 
 fn use_upstash() {
-    let url = std::env::var("AUTONUMBER_TEST_UPSTASH_URL").expect(
-        "AUTONUMBER_TEST_UPSTASH_URL is not set: run the tests through scripts/test or scripts/with-services",
-    );
-    let token = std::env::var("AUTONUMBER_TEST_UPSTASH_TOKEN")
-        .expect("AUTONUMBER_TEST_UPSTASH_TOKEN is not set: run the tests through scripts/test");
     let mut env = EXTRA_ENV.lock().unwrap();
     env.clear();
-    env.push(("UPSTASH_REDIS_REST_URL".into(), url));
-    env.push(("UPSTASH_REDIS_REST_TOKEN".into(), token));
+    env.push((
+        "UPSTASH_REDIS_REST_URL".into(),
+        env_var("AUTONUMBER_TEST_UPSTASH_URL"),
+    ));
+    env.push((
+        "UPSTASH_REDIS_REST_TOKEN".into(),
+        env_var("AUTONUMBER_TEST_UPSTASH_TOKEN"),
+    ));
 }
 
 /// Deletes the keys of prefix `BUG` so that reruns on the same Redis start from 1.
 async fn reset_bug_keys() {
-    let url = std::env::var("AUTONUMBER_TEST_UPSTASH_URL").unwrap();
-    let token = std::env::var("AUTONUMBER_TEST_UPSTASH_TOKEN").unwrap();
-    let command = serde_json::json!([
+    upstash_command(&[
         "DEL",
         "BUG",
         "BUG_hook_secret",
         "autonumber:secrets:BUG",
         "autonumber:numbers:BUG",
         "autonumber:pending:BUG",
-        "autonumber:secret_webhooks:BUG"
-    ]);
-    let response = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(token)
-        .json(&command)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
+        "autonumber:secret_webhooks:BUG",
+    ])
+    .await;
 }
 
 #[tokio::test]

@@ -97,7 +97,7 @@ impl Database {
         })
     }
 
-    /// Returns true when `data_dir` already holds a database file.
+    /// Returns true when `data_dir` already contains a database file.
     pub fn exists_in(data_dir: &Path) -> bool {
         data_dir.join(DATABASE_FILE).is_file()
     }

@@ -2,7 +2,7 @@
 //!
 //! Asana calls a webhook for each change in a project. The receiver ([`ingest`]) verifies the
 //! signature, keeps the events that can need a number and enqueues one [`Job`] per task; it
-//! answers 2xx only after the queue accepted them. The [`worker`] re-reads each task, gets its
+//! returns 2xx only after the queue accepted them. The [`worker`] re-reads each task, gets its
 //! number from the [`store`] in one atomic step and renames it through the [`asana`] client.
 //!
 //! # Layout

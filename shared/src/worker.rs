@@ -191,7 +191,7 @@ impl Worker {
 
     /// Returns true when the name contains the number recorded for this task under this prefix
     /// anywhere, not only at the start. A task in two numbered projects is named
-    /// `OPS-1: BUG-1: Fix` once both have numbered it; without this check each prefix would
+    /// `OPS-1: BUG-1: Fix` once both have numbered it. Without this check each prefix would
     /// put its number in front again, forever.
     async fn carries_recorded_number(
         &self,

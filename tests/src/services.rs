@@ -25,3 +25,23 @@ pub fn unique_prefix(first: char) -> String {
     let mixed = (nanos ^ (u64::from(std::process::id()) << 40)).wrapping_add(sequence);
     format!("{first}{:X}", mixed % 0xFFFF_FFFF_FFFF)
 }
+
+/// Sends one Redis command to the Upstash REST stand-in, bypassing the stores under test, and
+/// returns its `result`. Panics when the stand-in is unreachable or rejects the command.
+pub async fn upstash_command(args: &[&str]) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(env_var("AUTONUMBER_TEST_UPSTASH_URL"))
+        .bearer_auth(env_var("AUTONUMBER_TEST_UPSTASH_TOKEN"))
+        .json(args)
+        .send()
+        .await
+        .expect("Upstash REST stand-in reachable");
+    assert!(
+        response.status().is_success(),
+        "{args:?} failed: {}",
+        response.status()
+    );
+
+    let mut reply: serde_json::Value = response.json().await.expect("JSON reply");
+    reply["result"].take()
+}

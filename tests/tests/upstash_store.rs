@@ -4,14 +4,14 @@
 //! which `scripts/with-services` sets. Each test works under its own prefix and counter key, so
 //! the tests can share one Redis and run again without cleanup.
 
-use autonumber_tests::services::env_var;
+use autonumber_tests::services::{env_var, upstash_command};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use autonumber_shared::store::{Store, StoreError, StoredSecret, UpstashStore};
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn url() -> String {
     env_var("AUTONUMBER_TEST_UPSTASH_URL")
@@ -34,25 +34,6 @@ fn unique_prefix(label: &str) -> String {
         .as_nanos();
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     format!("{label}{}x{nanos}x{sequence}", std::process::id())
-}
-
-/// Sends one Redis command through the REST API, bypassing the store, and returns its result.
-async fn raw_command(args: &[&str]) -> Value {
-    let response = reqwest::Client::new()
-        .post(url())
-        .bearer_auth(token())
-        .json(args)
-        .send()
-        .await
-        .expect("Upstash REST server reachable");
-    assert!(
-        response.status().is_success(),
-        "{args:?} failed: {}",
-        response.status()
-    );
-
-    let mut reply: Value = response.json().await.expect("JSON reply");
-    reply["result"].take()
 }
 
 /// Runs a registration of `prefix` through to a stored `secret`.
@@ -172,7 +153,7 @@ async fn repeated_secret_is_stored_once() {
 async fn legacy_secret_comes_first() {
     let store = store();
     let prefix = unique_prefix("LEG");
-    raw_command(&["SET", &format!("{prefix}_hook_secret"), "legacy"]).await;
+    upstash_command(&["SET", &format!("{prefix}_hook_secret"), "legacy"]).await;
 
     register(&store, &prefix, "newer").await;
 
@@ -221,7 +202,7 @@ async fn legacy_secret_survives_other_removals() {
     let store = store();
     let prefix = unique_prefix("LEGKEEP");
     let gid = format!("{prefix}-new");
-    raw_command(&["SET", &format!("{prefix}_hook_secret"), "legacy"]).await;
+    upstash_command(&["SET", &format!("{prefix}_hook_secret"), "legacy"]).await;
     register(&store, &prefix, "new").await;
     store.set_webhook_gid(&prefix, "new", &gid).await.unwrap();
 
@@ -242,7 +223,7 @@ async fn remove_webhook_deletes_legacy_secret_by_gid() {
     let prefix = unique_prefix("LEGRM");
     let gid = format!("{prefix}-old");
     let legacy_key = format!("{prefix}_hook_secret");
-    raw_command(&["SET", &legacy_key, "legacy"]).await;
+    upstash_command(&["SET", &legacy_key, "legacy"]).await;
 
     store
         .set_webhook_gid(&prefix, "legacy", &gid)
@@ -256,7 +237,7 @@ async fn remove_webhook_deletes_legacy_secret_by_gid() {
         Some(prefix.clone())
     );
     assert_eq!(store.secrets(&prefix).await.unwrap(), vec![]);
-    assert_eq!(raw_command(&["EXISTS", &legacy_key]).await, json!(0));
+    assert_eq!(upstash_command(&["EXISTS", &legacy_key]).await, json!(0));
 }
 
 #[tokio::test]
@@ -345,7 +326,7 @@ async fn counter_set_moves_next_number() {
 async fn counter_rejects_non_integer_value() {
     let store = store();
     let counter_key = unique_prefix("BAD");
-    raw_command(&["SET", &counter_key, "not-a-number"]).await;
+    upstash_command(&["SET", &counter_key, "not-a-number"]).await;
 
     let result = store.counter(&counter_key).await;
 
@@ -407,8 +388,8 @@ async fn migration_keeps_legacy_secret_and_counter() {
     // The earlier implementation's prefix and counter key were both "PLAT". A unique suffix
     // keeps runs apart on a shared Redis.
     let prefix = unique_prefix("PLAT");
-    raw_command(&["SET", &format!("{prefix}_hook_secret"), "python-era-secret"]).await;
-    raw_command(&["SET", &prefix, "7"]).await;
+    upstash_command(&["SET", &format!("{prefix}_hook_secret"), "python-era-secret"]).await;
+    upstash_command(&["SET", &prefix, "7"]).await;
 
     let secrets = store.secrets(&prefix).await.unwrap();
     let assignment = store
@@ -419,7 +400,7 @@ async fn migration_keeps_legacy_secret_and_counter() {
     assert_eq!(secrets, vec![secret("python-era-secret", None)]);
     assert_eq!(assignment.number, 8);
     assert!(assignment.fresh);
-    assert_eq!(raw_command(&["GET", &prefix]).await, json!("8"));
+    assert_eq!(upstash_command(&["GET", &prefix]).await, json!("8"));
 }
 
 #[tokio::test]
@@ -559,7 +540,7 @@ async fn cancelled_registration_rejects_handshake() {
 async fn remove_secret_keeps_the_others() {
     let store = store();
     let prefix = unique_prefix("RS");
-    raw_command(&["SET", &format!("{prefix}_hook_secret"), "legacy"]).await;
+    upstash_command(&["SET", &format!("{prefix}_hook_secret"), "legacy"]).await;
     register(&store, &prefix, "keep").await;
     register(&store, &prefix, "drop").await;
     store.set_webhook_gid(&prefix, "drop", "777").await.unwrap();

@@ -17,6 +17,7 @@ use autonumber_shared::db::Database;
 use autonumber_shared::store::{SqliteStore, Store, UpstashStore, REGISTRATION_TTL};
 use autonumber_tests::asana_fake::{AsanaFake, WebhookRecord, HOOK_SECRET_HEADER};
 use autonumber_tests::moto::{self, FifoQueues};
+pub use autonumber_tests::services::{env_var as service_var, upstash_command};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
@@ -60,16 +61,6 @@ impl std::fmt::Display for Output {
             self.code, self.stdout, self.stderr
         )
     }
-}
-
-/// Reads a variable that `scripts/with-services` sets.
-///
-/// # Panics
-/// When it is not set, so a test never passes without its service.
-pub fn service_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/with-services or scripts/test")
-    })
 }
 
 /// Returns a prefix no other test or earlier run uses: `label` followed by upper-case letters
@@ -193,25 +184,6 @@ pub fn upstash_store() -> UpstashStore {
         &service_var("AUTONUMBER_TEST_UPSTASH_TOKEN"),
         reqwest::Client::new(),
     )
-}
-
-/// Sends one Redis command through the Upstash REST API, as the earlier implementation's data
-/// would have been written, and returns its result.
-pub async fn upstash_command(args: &[&str]) -> Value {
-    let response = reqwest::Client::new()
-        .post(service_var("AUTONUMBER_TEST_UPSTASH_URL"))
-        .bearer_auth(service_var("AUTONUMBER_TEST_UPSTASH_TOKEN"))
-        .json(args)
-        .send()
-        .await
-        .expect("Upstash stand-in reachable");
-    assert!(
-        response.status().is_success(),
-        "{args:?}: {}",
-        response.status()
-    );
-    let mut reply: Value = response.json().await.expect("JSON reply");
-    reply["result"].take()
 }
 
 /// A receiver that completes Asana's handshake by echoing `X-Hook-Secret` and accepts every

@@ -3,7 +3,7 @@
 //! Asana counts requests per token (150 a minute on free workspaces, 1,500 on paid ones) and caps
 //! concurrent requests at about 50 reads and 15 writes. Rejected requests still count, so staying
 //! under the budget is cheaper than reacting to 429s. The budget is a token bucket that refills
-//! continuously and holds at most one second's worth of requests, so bursts stay small.
+//! continuously and keeps at most one second's worth of requests, so bursts stay small.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! Each of `concurrency` loops receives one message at a time. The queue hands out only the
 //! oldest message of a task and none while another of that task is in flight, so one task's
 //! messages run in order and never concurrently while different tasks run in parallel. A
-//! processed message is deleted; a transient failure makes it visible again after a delay that
-//! grows with its receive count (or after `Retry-After`); a permanent failure or a body that is
+//! processed message is deleted. A transient failure makes it visible again after a delay that
+//! grows with its receive count, or after `Retry-After`. A permanent failure or a body that is
 //! not a job moves it to the dead-letter table with the reason.
 
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// The queue notifies `wake` after each enqueue, so idle workers start at once.
+    /// Creates a pool. The queue notifies `wake` after each enqueue, so idle workers start at once.
     pub fn new(
         queue: SqliteQueue,
         worker: Worker,

@@ -89,7 +89,7 @@ impl SqliteQueue {
                     let head = tx
                         .query_row(
                             // The oldest visible message that is the head of its group: the
-                            // index on (group_id, id) answers NOT EXISTS without a scan.
+                            // index on (group_id, id) resolves NOT EXISTS without a scan.
                             "SELECT id, group_id, dedup_id, body, receive_count, enqueued_at, \
                              last_error FROM queue AS q WHERE visible_at <= ?1 \
                              AND NOT EXISTS (SELECT 1 FROM queue AS p \

@@ -41,7 +41,7 @@ pub enum StoreError {
     /// The store could not be reached or failed for a reason that may pass.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The store answered with an error or a reply this code does not understand.
+    /// The store returned an error or a reply this code does not understand.
     #[error("store error: {0}")]
     Backend(String),
 }
